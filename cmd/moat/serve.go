@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/moat-registry/moat/config"
+	"github.com/moat-registry/moat/server"
+	"github.com/spf13/cobra"
+)
+
+func newServeCommand() *cobra.Command {
+	var configFile, listen, data string
+	var dev bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the registry",
+		Long: `Run the registry.
+
+With no flags, moat is a local development registry on 127.0.0.1:5000 with
+data under ./moat-data: loopback callers may pull, push and delete without
+logging in. Any other listen address needs a config file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("listen") {
+				cfg.Listen = listen
+			}
+			if cmd.Flags().Changed("data") {
+				cfg.Data = data
+			}
+			if cmd.Flags().Changed("dev") {
+				cfg.Dev = dev
+			}
+			if configFile == "" && !cfg.ListenIsLoopback() {
+				return fmt.Errorf("listen %s is not a loopback address: a config file (--config) is required to serve beyond this machine", cfg.Listen)
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			log := newLogger(cfg.Log)
+			srv, err := server.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			if err := srv.Start(); err != nil {
+				_ = srv.Shutdown(context.Background())
+				return err
+			}
+			log.Info("moat is serving", "listen", srv.Addr().String(), "data", cfg.Data, "dev", cfg.Dev)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			log.Info("shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML configuration file")
+	f.StringVar(&listen, "listen", "127.0.0.1:5000", "public listener address")
+	f.StringVar(&data, "data", "./moat-data", "data directory")
+	f.BoolVar(&dev, "dev", true, "loopback callers may pull, push and delete anonymously (off with --config)")
+	return cmd
+}
+
+func newLogger(c config.LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

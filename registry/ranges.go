@@ -1,0 +1,89 @@
+package registry
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+var errBadRange = errors.New("malformed range")
+
+// parseContentRange parses the Content-Range of an upload chunk. OCI
+// clients send "<start>-<end>"; "bytes <start>-<end>/<total|*>" and
+// "bytes=<start>-<end>" are accepted too. end is inclusive.
+func parseContentRange(s string) (start, end int64, err error) {
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, "bytes"); ok {
+		s = strings.TrimLeft(rest, " =")
+		if i := strings.IndexByte(s, '/'); i >= 0 {
+			s = s[:i]
+		}
+	}
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, errBadRange
+	}
+	start, err1 := parseOffset(a)
+	end, err2 := parseOffset(b)
+	if err1 != nil || err2 != nil || end < start {
+		return 0, 0, errBadRange
+	}
+	return start, end, nil
+}
+
+// parseOffset parses a non-negative decimal without sign or spaces.
+func parseOffset(s string) (int64, error) {
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return 0, errBadRange
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, errBadRange
+	}
+	return n, nil
+}
+
+// checkRange validates a Range header of a blob GET against the blob size:
+// "bytes=" then one or more of "a-b", "a-" or "-n". It returns errBadRange
+// for a malformed header and for one of which no range is satisfiable.
+func checkRange(h string, size int64) error {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return errBadRange
+	}
+	satisfiable := false
+	for part := range strings.SplitSeq(spec, ",") {
+		part = strings.TrimSpace(part)
+		a, b, ok := strings.Cut(part, "-")
+		if !ok {
+			return errBadRange
+		}
+		if a == "" {
+			n, err := parseOffset(b)
+			if err != nil {
+				return errBadRange
+			}
+			if n > 0 && size > 0 {
+				satisfiable = true
+			}
+			continue
+		}
+		start, err := parseOffset(a)
+		if err != nil {
+			return errBadRange
+		}
+		if b != "" {
+			end, err := parseOffset(b)
+			if err != nil || end < start {
+				return errBadRange
+			}
+		}
+		if start < size {
+			satisfiable = true
+		}
+	}
+	if !satisfiable {
+		return errBadRange
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	_ "crypto/sha256" // register sha256 with go-digest
+	_ "crypto/sha512" // register sha384 and sha512 with go-digest
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// DiskBlobs is the content-addressed blob store on the local disk. See the
+// package documentation for the layout.
+type DiskBlobs struct {
+	root string // <data>/blobs
+	tmp  string // <data>/tmp, on the same filesystem so rename is atomic
+}
+
+var _ Blobs = (*DiskBlobs)(nil)
+
+// copyBuffers holds the buffers that stream request bodies to disk.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// NewDiskBlobs opens the blob store under dataDir, creating its directories
+// and removing temp files a crash left behind.
+func NewDiskBlobs(dataDir string) (*DiskBlobs, error) {
+	s := &DiskBlobs{root: filepath.Join(dataDir, "blobs"), tmp: filepath.Join(dataDir, "tmp")}
+	for _, d := range []string{s.root, s.tmp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	entries, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		_ = os.Remove(filepath.Join(s.tmp, e.Name()))
+	}
+	return s, nil
+}
+
+// path is where a blob lives: blobs/<algorithm>/<first two hex>/<hex>.
+// Callers validate d first (digest.Digest.Validate), so it holds no
+// separators.
+func (s *DiskBlobs) path(d digest.Digest) string {
+	enc := d.Encoded()
+	return filepath.Join(s.root, string(d.Algorithm()), enc[:2], enc)
+}
+
+func checkDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		if errors.Is(err, digest.ErrDigestUnsupported) {
+			return ErrUnsupportedDigest
+		}
+		return fmt.Errorf("%w: %v", ErrBlobUnknown, err)
+	}
+	return nil
+}
+
+// Stat implements Blobs.
+func (s *DiskBlobs) Stat(_ context.Context, d digest.Digest) (int64, error) {
+	if err := checkDigest(d); err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(s.path(d))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, ErrBlobUnknown
+		}
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// Open implements Blobs; the reader is an *os.File.
+func (s *DiskBlobs) Open(_ context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(s.path(d))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, ErrBlobUnknown
+		}
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// Put implements Blobs: the content streams to a temp file while it is
+// hashed, is verified, fsynced and renamed into place.
+func (s *DiskBlobs) Put(_ context.Context, d digest.Digest, r io.Reader, size int64) (int64, error) {
+	if err := checkDigest(d); err != nil {
+		return 0, err
+	}
+	f, err := s.tempFile()
+	if err != nil {
+		return 0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := d.Algorithm().Hash()
+	bp := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, *bp)
+	copyBuffers.Put(bp)
+	if err != nil {
+		return n, err
+	}
+	if size >= 0 && n != size {
+		return n, ErrSizeMismatch
+	}
+	if digest.NewDigest(d.Algorithm(), h) != d {
+		return n, ErrDigestMismatch
+	}
+	if err := s.commit(f, d); err != nil {
+		return n, err
+	}
+	done = true
+	return n, nil
+}
+
+// commit fsyncs and closes f and renames it to d's place. If the blob is
+// already stored the temp file is dropped: the content is the same.
+func (s *DiskBlobs) commit(f *os.File, d digest.Digest) error {
+	final := s.path(d)
+	if _, err := os.Stat(final); err == nil {
+		f.Close()
+		return os.Remove(f.Name())
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(final)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(f.Name(), final); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// Delete implements Blobs.
+func (s *DiskBlobs) Delete(_ context.Context, d digest.Digest) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if err := os.Remove(s.path(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Walk implements Blobs.
+func (s *DiskBlobs) Walk(ctx context.Context, fn func(d digest.Digest, size int64, modified time.Time) error) error {
+	return filepath.WalkDir(s.root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		alg, rest, _ := cutPath(rel)
+		_, enc, _ := cutPath(rest)
+		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
+		if d.Validate() != nil {
+			return nil // not a blob: leave it alone
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		return fn(d, fi.Size(), fi.ModTime())
+	})
+}
+
+func cutPath(p string) (string, string, bool) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == filepath.Separator {
+			return p[:i], p[i+1:], true
+		}
+	}
+	return p, "", false
+}
+
+func (s *DiskBlobs) tempFile() (*os.File, error) {
+	return os.OpenFile(filepath.Join(s.tmp, randomName()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+}
+
+// randomName returns 32 hex characters from crypto/rand.
+func randomName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// syncDir fsyncs a directory so that a rename into it is durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
