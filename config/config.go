@@ -306,8 +306,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	if _, err := netip.ParseAddrPort(normalizeHostPort(c.Listen)); err != nil {
-		if host, port, err := net.SplitHostPort(c.Listen); err != nil || host == "" || port == "" {
-			bad("listen", "%q is not host:port", c.Listen)
+		if host, port, err := net.SplitHostPort(c.Listen); err != nil || host == "" || !validPort(port) {
+			bad("listen", "%q is not host:port (port 0-65535)", c.Listen)
 		}
 	}
 	if c.Data == "" {
@@ -357,6 +357,12 @@ func (c *Config) Validate() error {
 		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// validPort reports whether s is a numeric TCP port.
+func validPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
 }
 
 func normalizeHostPort(s string) string {
