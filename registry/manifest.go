@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
 	"github.com/moat-registry/moat/oci"
 	"github.com/moat-registry/moat/storage"
@@ -81,7 +82,7 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt Rout
 // is validated, its referenced blobs (and, for an index, child manifests)
 // must be in the repository, and it is stored with its tags in one
 // transaction. ?tag= adds tags to a push by digest.
-func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Route, grant auth.Grant) error {
 	ref, err := parseReference(rt.Reference)
 	if err != nil {
 		return err
@@ -109,6 +110,10 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	m, err := parseManifest(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return err
+	}
+	if m.Subject == "" && !grant.Allows(rt.Repository, auth.Push) {
+		// A signer (ImageSigner) pushes referrers only.
+		return errcode.Denied.New("this role may push only manifests with a subject (signatures, attestations)")
 	}
 	m.Digest = manifestDigest(ref.digest, body)
 	if ref.digest != "" && m.Digest != ref.digest {

@@ -131,7 +131,7 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 		case http.MethodGet, http.MethodHead:
 			return reg.getManifest(w, r, rt)
 		case http.MethodPut:
-			return reg.putManifest(w, r, rt)
+			return reg.putManifest(w, r, rt, grant)
 		default:
 			return reg.deleteManifest(w, r, rt)
 		}

@@ -1,6 +1,6 @@
-// Package server wires moat together: it opens storage, builds the
-// handlers of the data plane and the control plane, and runs the
-// listeners. cmd/moat and the end-to-end tests use it.
+// Package server wires moat together: it opens storage and the control
+// plane state, builds the handlers of the data plane and the control
+// plane, and runs the listeners. cmd/moat and the end-to-end tests use it.
 package server
 
 import (
@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/config"
-	"github.com/moat-registry/moat/errcode"
+	"github.com/moat-registry/moat/policy"
 	"github.com/moat-registry/moat/registry"
 	"github.com/moat-registry/moat/storage"
 )
@@ -30,7 +30,15 @@ type Server struct {
 	db      *storage.DB
 	blobs   *storage.DiskBlobs
 	uploads *storage.DiskUploads
+	dir     *auth.Directory
+	keys    *auth.KeyRing
+	guard   *auth.Guard
+	auditor *auth.Auditor
+	metrics *metrics
 	handler http.Handler
+
+	service atomic.Pointer[string]
+	ready   atomic.Bool
 
 	mu     sync.Mutex
 	public *http.Server
@@ -51,80 +59,106 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := storage.OpenDB(filepath.Join(cfg.Data, "meta.db"), storage.DBOptions{})
-	if err != nil {
+	s := &Server{cfg: cfg, log: log, stop: make(chan struct{})}
+	if err := s.open(); err != nil {
+		s.closeStores()
 		return nil, err
 	}
-	blobs, err := storage.NewDiskBlobs(cfg.Data)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	uploads, err := storage.NewDiskUploads(cfg.Data, blobs, db)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, uploads: uploads, stop: make(chan struct{})}
-	authz := registry.AuthorizerFunc(func(r *http.Request, _ []auth.Scope) (auth.Grant, error) {
-		if cfg.Dev && auth.IsLocalDevRequest(r) {
-			return auth.AllowAll{}, nil
-		}
-		return nil, errcode.Unauthorized.New("")
-	})
-	reg := registry.New(db, blobs, uploads, authz, registry.Options{
-		RelaxIndexReferences: cfg.Registry.RelaxIndexReferences,
-		MaxManifestSize:      cfg.Registry.MaxManifestSize,
-		Logger:               log,
-	})
-	s.handler = s.routes(reg)
 	return s, nil
 }
 
-// routes is the root handler: the data plane under /v2, the control plane
-// beside it.
-func (s *Server) routes(reg http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		switch {
-		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
-			reg.ServeHTTP(w, r)
-		case p == "/healthz":
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = w.Write([]byte("ok\n"))
-		case p == "/readyz":
-			if err := s.db.Check(r.Context()); err != nil {
-				http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = w.Write([]byte("ready\n"))
-		default:
-			errcode.Write(w, r, errcode.NotFound.New("no such endpoint"))
-		}
+func (s *Server) open() error {
+	var err error
+	cfg := s.cfg
+	if s.db, err = storage.OpenDB(filepath.Join(cfg.Data, "meta.db"), storage.DBOptions{}); err != nil {
+		return err
+	}
+	if s.blobs, err = storage.NewDiskBlobs(cfg.Data); err != nil {
+		return err
+	}
+	if s.uploads, err = storage.NewDiskUploads(cfg.Data, s.blobs, s.db); err != nil {
+		return err
+	}
+	if s.keys, err = auth.OpenKeyRing(filepath.Join(cfg.Data, "keys"), auth.RefreshTokenTTL+auth.AccessTokenTTL); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if s.dir, err = auth.OpenDirectory(context.Background(), s.db); err != nil {
+		return fmt.Errorf("control-plane state: %w", err)
+	}
+	proxies, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	s.metrics = newMetrics()
+	s.auditor = auth.NewAuditor(s.db, s.log, s.metrics.decision)
+	name := cfg.Registry.Name
+	if name == "" {
+		name = cfg.Listen
+	}
+	s.service.Store(&name)
+	s.guard = auth.NewGuard(s.dir, s.keys, auth.GuardOptions{
+		Dev:            cfg.Dev,
+		TrustedProxies: proxies,
+		PublicURL:      cfg.PublicURL,
+		Service:        s.Service,
+		Auditor:        s.auditor,
+		Issuer:         issuer(cfg),
 	})
+	reg := registry.New(s.db, s.blobs, s.uploads, s.guard, registry.Options{
+		RelaxIndexReferences: cfg.Registry.RelaxIndexReferences,
+		MaxManifestSize:      cfg.Registry.MaxManifestSize,
+		Logger:               s.log,
+	})
+	s.handler = s.routes(reg)
+	return nil
 }
+
+// issuer is the iss of the registry's tokens: the public URL when one is
+// configured.
+func issuer(cfg config.Config) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return "moat"
+}
+
+func parsePrefixes(list []string) (policy.Proxies, error) {
+	var out policy.Proxies
+	for _, s := range list {
+		p, err := config.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Service is the registry's service name: the token audience.
+func (s *Server) Service() string { return *s.service.Load() }
 
 // Handler is the root handler, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Start opens the public listener and serves in the background.
+// Directory is the control-plane state.
+func (s *Server) Directory() *auth.Directory { return s.dir }
+
+// Start opens the public listener, serves in the background and
+// bootstraps the admin identity.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	if s.cfg.Registry.Name == "" {
+		name := ln.Addr().String()
+		s.service.Store(&name)
 	}
+	srv := s.httpServer(s.handler)
 	s.mu.Lock()
 	s.public, s.ln = srv, ln
 	s.mu.Unlock()
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -135,7 +169,66 @@ func (s *Server) Start() error {
 		defer s.wg.Done()
 		s.expireUploads()
 	}()
+	// Hashing the admin secret takes a bcrypt's time; the data plane does
+	// not wait for it.
+	go func() {
+		defer s.wg.Done()
+		s.bootstrap()
+	}()
 	return nil
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// bootstrap creates the admin identity (SPEC §9) and marks the server
+// ready.
+func (s *Server) bootstrap() {
+	generated, err := s.dir.Bootstrap(context.Background(), os.Getenv("MOAT_ADMIN_PASSWORD"))
+	if err != nil {
+		s.log.Error("bootstrapping the admin identity", "err", err)
+		return
+	}
+	if generated != "" {
+		path := filepath.Join(s.cfg.Data, "admin-password")
+		if err := writeSecretFile(path, generated+"\n"); err != nil {
+			s.log.Error("writing the admin password", "err", err)
+			return
+		}
+		s.log.Info("created the admin identity; its password is in the data dir", "user", auth.AdminName, "file", path)
+	}
+	s.ready.Store(true)
+}
+
+// Ready reports whether bootstrap finished.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// writeSecretFile writes a 0600 file atomically.
+func writeSecretFile(path, content string) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // Addr is the public listener's address once started.
@@ -180,5 +273,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	close(s.stop)
 	s.wg.Wait()
-	return errors.Join(err, s.db.Close())
+	return errors.Join(err, s.closeStores())
+}
+
+func (s *Server) closeStores() error {
+	if s.auditor != nil {
+		s.auditor.Close()
+	}
+	if s.db != nil {
+		return s.db.Close()
+	}
+	return nil
 }

@@ -1,0 +1,78 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// bcryptCost is the work factor of stored secret hashes.
+const bcryptCost = 11
+
+// generateSecret returns a new random secret: 32 bytes, base64url.
+func generateSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func hashSecret(s string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(s), bcryptCost)
+	return string(h), err
+}
+
+// verifyCache remembers successful password checks so that Basic auth on
+// every /v2 request does not cost a bcrypt comparison each time. An entry
+// is keyed by a hash of (username, password) and stores which hash it
+// matched: a deleted, rotated or expired secret no longer matches, since
+// the caller re-checks the live snapshot for that exact hash. Failures are
+// never cached.
+type verifyCache struct {
+	mu      sync.Mutex
+	entries map[[32]byte]verified
+}
+
+type verified struct {
+	hash string
+	at   time.Time
+}
+
+const (
+	verifyCacheTTL = 5 * time.Minute
+	verifyCacheMax = 10_000
+)
+
+func credentialKey(username, password string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(username))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// check reports whether password matches hash, consulting the cache.
+func (c *verifyCache) check(username, password, hash string, now time.Time) bool {
+	k := credentialKey(username, password)
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	c.mu.Unlock()
+	if ok && e.hash == hash && now.Sub(e.at) < verifyCacheTTL {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return false
+	}
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= verifyCacheMax {
+		c.entries = make(map[[32]byte]verified)
+	}
+	c.entries[k] = verified{hash: hash, at: now}
+	c.mu.Unlock()
+	return true
+}

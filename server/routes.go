@@ -1,0 +1,49 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/moat-registry/moat/errcode"
+)
+
+// routes is the root handler: the data plane (/v2, /oauth2) and the
+// control plane beside it.
+func (s *Server) routes(reg http.Handler) http.Handler {
+	token := s.guard.TokenHandler()
+	jwks := s.guard.JWKSHandler()
+	metricsHandler := s.metrics.handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+			reg.ServeHTTP(w, r)
+		case p == "/oauth2/token":
+			token.ServeHTTP(w, r)
+		case p == "/.well-known/jwks.json":
+			jwks.ServeHTTP(w, r)
+		case p == "/healthz":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("ok\n"))
+		case p == "/readyz":
+			s.readyz(w, r)
+		case p == "/metrics":
+			metricsHandler.ServeHTTP(w, r)
+		default:
+			errcode.Write(w, r, errcode.NotFound.New("no such endpoint"))
+		}
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.db.Check(r.Context()); err != nil {
+		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if !s.Ready() {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
