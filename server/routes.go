@@ -9,7 +9,7 @@ import (
 
 // routes is the root handler: the data plane (/v2, /oauth2) and the
 // control plane beside it.
-func (s *Server) routes(reg http.Handler) http.Handler {
+func (s *Server) routes(reg, admin http.Handler) http.Handler {
 	token := s.guard.TokenHandler()
 	jwks := s.guard.JWKSHandler()
 	metricsHandler := s.metrics.handler()
@@ -18,6 +18,8 @@ func (s *Server) routes(reg http.Handler) http.Handler {
 		switch {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			reg.ServeHTTP(w, r)
+		case strings.HasPrefix(p, "/admin/v1/") || p == "/admin/v1":
+			admin.ServeHTTP(w, r)
 		case p == "/oauth2/token":
 			token.ServeHTTP(w, r)
 		case p == "/.well-known/jwks.json":

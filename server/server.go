@@ -5,17 +5,20 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/moat-registry/moat/api"
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/config"
 	"github.com/moat-registry/moat/policy"
@@ -35,6 +38,8 @@ type Server struct {
 	guard   *auth.Guard
 	auditor *auth.Auditor
 	metrics *metrics
+	tls     *certSource
+	eps     *endpointListeners
 	handler http.Handler
 
 	service atomic.Pointer[string]
@@ -98,18 +103,43 @@ func (s *Server) open() error {
 	s.service.Store(&name)
 	s.guard = auth.NewGuard(s.dir, s.keys, auth.GuardOptions{
 		Dev:            cfg.Dev,
-		TrustedProxies: proxies,
+		TrustedProxies: policy.Proxies(proxies),
 		PublicURL:      cfg.PublicURL,
 		Service:        s.Service,
 		Auditor:        s.auditor,
 		Issuer:         issuer(cfg),
+	})
+	if cfg.TLS.Enabled() {
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		if s.tls, err = newCertSource(cfg.TLS, []string{host}); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
+	allowedEPs, err := parsePrefixes(cfg.PrivateEndpoints.AllowedAddresses)
+	if err != nil {
+		return err
+	}
+	s.eps = &endpointListeners{s: s, allowed: allowedEPs}
+	adminSources, err := parsePrefixes(cfg.Admin.AllowedSources)
+	if err != nil {
+		return err
+	}
+	admin := api.New(api.Options{
+		Guard:          s.guard,
+		Audit:          s.db,
+		Auditor:        s.auditor,
+		Listeners:      s.eps,
+		AllowedSources: adminSources,
+		Keys:           s.keys,
+		Service:        s.Service,
+		Logger:         s.log,
 	})
 	reg := registry.New(s.db, s.blobs, s.uploads, s.guard, registry.Options{
 		RelaxIndexReferences: cfg.Registry.RelaxIndexReferences,
 		MaxManifestSize:      cfg.Registry.MaxManifestSize,
 		Logger:               s.log,
 	})
-	s.handler = s.routes(reg)
+	s.handler = s.routes(reg, admin)
 	return nil
 }
 
@@ -122,8 +152,8 @@ func issuer(cfg config.Config) string {
 	return "moat"
 }
 
-func parsePrefixes(list []string) (policy.Proxies, error) {
-	var out policy.Proxies
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
 	for _, s := range list {
 		p, err := config.ParsePrefix(s)
 		if err != nil {
@@ -154,6 +184,10 @@ func (s *Server) Start() error {
 		name := ln.Addr().String()
 		s.service.Store(&name)
 	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls.config())
+	}
+	s.eps.restore(context.Background())
 	srv := s.httpServer(s.handler)
 	s.mu.Lock()
 	s.public, s.ln = srv, ln
@@ -271,6 +305,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if srv != nil {
 		err = srv.Shutdown(ctx)
 	}
+	s.eps.shutdown(ctx)
 	close(s.stop)
 	s.wg.Wait()
 	return errors.Join(err, s.closeStores())
