@@ -175,7 +175,7 @@ var methods = [...]string{
 // repository, and for a cross-repository mount, pull on the source.
 func neededScopes(rt Route, r *http.Request) ([]auth.Scope, error) {
 	allowed := methods[rt.Kind]
-	if !strings.Contains(allowed, r.Method) || r.Method == "" {
+	if !methodAllowed(allowed, r.Method) {
 		return nil, errcode.Unsupported.New("method "+r.Method+" is not allowed here").SetHeader("Allow", allowed)
 	}
 	var a auth.Action
@@ -184,7 +184,9 @@ func neededScopes(rt Route, r *http.Request) ([]auth.Scope, error) {
 		return nil, nil
 	case KindCatalog:
 		return []auth.Scope{auth.Catalog()}, nil
-	case KindTags, KindReferrers:
+	case KindTags:
+		a = auth.List // ACR's metadata/read; Docker's "pull" includes it
+	case KindReferrers:
 		a = auth.Pull
 	case KindManifest, KindBlob:
 		switch r.Method {
@@ -212,6 +214,17 @@ func neededScopes(rt Route, r *http.Request) ([]auth.Scope, error) {
 		}
 	}
 	return []auth.Scope{auth.Repository(rt.Repository, a)}, nil
+}
+
+// methodAllowed reports whether method is one of the comma-separated list
+// allowed. It compares whole names: "ELETE" is not "DELETE".
+func methodAllowed(allowed, method string) bool {
+	for m := range strings.SplitSeq(allowed, ", ") {
+		if m == method {
+			return true
+		}
+	}
+	return false
 }
 
 // mapError turns storage errors into OCI errors; everything else passes
