@@ -146,6 +146,11 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 		h[k] = v
 	}
 	body := Body(e)
+	if e.Code.Status >= 500 && r != nil {
+		if id := RequestID(r.Context()); id != "" {
+			body = Body(&Error{Code: e.Code, Message: e.message() + " (request id " + id + ")", Detail: e.Detail})
+		}
+	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(e.Code.Status)

@@ -2,6 +2,8 @@ package server
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/moat-registry/moat/policy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +16,11 @@ import (
 type metrics struct {
 	reg       *prometheus.Registry
 	decisions *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	bytesIn   *prometheus.CounterVec
+	bytesOut  *prometheus.CounterVec
+	inFlight  *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -23,16 +30,44 @@ func newMetrics() *metrics {
 		Name: "moat_policy_decisions_total",
 		Help: "Policy decisions that were denials, Audit-mode allows or trusted-service bypasses, by stage and reason.",
 	}, []string{"stage", "reason", "allowed"})
-	m.reg.MustRegister(m.decisions)
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moat_http_requests_total",
+		Help: "HTTP requests by route, method and status code.",
+	}, []string{"route", "method", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "moat_http_request_duration_seconds",
+		Help:    "HTTP request latency by route and method.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"route", "method"})
+	m.bytesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moat_http_request_bytes_total",
+		Help: "Request body bytes received, by route.",
+	}, []string{"route"})
+	m.bytesOut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moat_http_response_bytes_total",
+		Help: "Response body bytes sent, by route.",
+	}, []string{"route"})
+	m.inFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "moat_http_requests_in_flight",
+		Help: "Requests being served, by route (upload and upload-start are uploads in flight).",
+	}, []string{"route"})
+	m.reg.MustRegister(m.decisions, m.requests, m.latency, m.bytesIn, m.bytesOut, m.inFlight)
 	return m
 }
 
 func (m *metrics) decision(stage policy.Stage, reason policy.Reason, allowed bool) {
-	a := "false"
-	if allowed {
-		a = "true"
+	m.decisions.WithLabelValues(stage.String(), reason.String(), strconv.FormatBool(allowed)).Inc()
+}
+
+func (m *metrics) observe(route, method string, code int, in, out int64, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+	if in > 0 {
+		m.bytesIn.WithLabelValues(route).Add(float64(in))
 	}
-	m.decisions.WithLabelValues(stage.String(), reason.String(), a).Inc()
+	if out > 0 {
+		m.bytesOut.WithLabelValues(route).Add(float64(out))
+	}
 }
 
 func (m *metrics) handler() http.Handler {

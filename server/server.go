@@ -139,7 +139,7 @@ func (s *Server) open() error {
 		MaxManifestSize:      cfg.Registry.MaxManifestSize,
 		Logger:               s.log,
 	})
-	s.handler = s.routes(reg, admin)
+	s.handler = s.observe(s.routes(reg, admin))
 	return nil
 }
 
