@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"net/textproto"
 	"strconv"
 	"strings"
 )
@@ -53,7 +54,9 @@ func checkRange(h string, size int64) error {
 	}
 	satisfiable := false
 	for part := range strings.SplitSeq(spec, ",") {
-		part = strings.TrimSpace(part)
+		// Trim as http.ServeContent does (ASCII space, tab, CR, LF only),
+		// so that nothing accepted here is a range it refuses.
+		part = textproto.TrimString(part)
 		a, b, ok := strings.Cut(part, "-")
 		if !ok {
 			return errBadRange
