@@ -1,0 +1,91 @@
+# moat — developer and CI entry points. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO      ?= go
+BIN     := $(CURDIR)/bin
+RESULTS := $(CURDIR)/results
+
+# Pinned versions of the tools `make tools` installs into ./bin.
+ORAS_VERSION        := v1.3.6
+CRANE_VERSION       := v0.22.1
+REGCTL_VERSION      := v0.11.7
+STATICCHECK_VERSION := v0.8.2
+CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
+
+# The whole suite, e2e included, has to fit CI's 20 minutes.
+TEST_TIMEOUT ?= 15m
+TEST_FLAGS   ?=
+FUZZTIME     ?= 30s
+BENCH        ?= .
+
+# The e2e tests find the pinned tools in ./bin before $PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help run build test tools conformance lint fuzz bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## run a zero-config dev registry on 127.0.0.1:5000
+	$(GO) run ./cmd/moat serve
+
+build: ## build ./bin/moat
+	$(GO) build -o $(BIN)/moat ./cmd/moat
+
+test: tools ## run every test (e2e included) with the race detector
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+
+# tool-install,NAME,MODULE,VERSION,PACKAGE: go install PACKAGE@VERSION into
+# ./bin unless ./bin/NAME was already built from MODULE at VERSION.
+define tool-install
+	@if $(GO) version -m $(BIN)/$(1) 2>/dev/null | grep -Eq '^[[:space:]]+mod[[:space:]]+$(2)[[:space:]]+$(3)([[:space:]]|$$)'; then \
+		echo "tools: $(1) $(3) is installed"; \
+	else \
+		echo "tools: installing $(4)@$(3)"; \
+		GOBIN=$(BIN) $(GO) install $(4)@$(3); \
+	fi
+endef
+
+TOOLS := oras crane regctl staticcheck conformance
+tools: $(addprefix tool-,$(TOOLS)) ## install the pinned client and lint tools into ./bin
+
+.PHONY: $(addprefix tool-,$(TOOLS))
+tool-oras:
+	$(call tool-install,oras,oras.land/oras,$(ORAS_VERSION),oras.land/oras/cmd/oras)
+tool-crane:
+	$(call tool-install,crane,github.com/google/go-containerregistry,$(CRANE_VERSION),github.com/google/go-containerregistry/cmd/crane)
+tool-regctl:
+	$(call tool-install,regctl,github.com/regclient/regclient,$(REGCTL_VERSION),github.com/regclient/regclient/cmd/regctl)
+tool-staticcheck:
+	$(call tool-install,staticcheck,honnef.co/go/tools,$(STATICCHECK_VERSION),honnef.co/go/tools/cmd/staticcheck)
+tool-conformance:
+	$(call tool-install,conformance,github.com/opencontainers/distribution-spec/conformance,$(CONFORMANCE_VERSION),github.com/opencontainers/distribution-spec/conformance)
+
+conformance: tool-conformance ## run the OCI conformance suite (1.1 and dev); reports in ./results
+	rm -rf $(RESULTS)
+	MOAT_E2E_REQUIRE=1 MOAT_CONFORMANCE_RESULTS=$(RESULTS) \
+		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^TestConformance$$' -v ./e2e
+	@ls -1 $(RESULTS)/*/
+
+lint: tool-staticcheck ## gofmt, go vet and staticcheck
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+fuzz: ## run every Fuzz* target for FUZZTIME each (default 30s)
+	@for pkg in $$($(GO) list ./...); do \
+		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz: $$pkg $$fn for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench: ## run the benchmarks (the load tool comes later)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+clean: ## remove built binaries and reports
+	rm -rf $(BIN) $(RESULTS)
