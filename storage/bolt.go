@@ -43,7 +43,8 @@ var migrations = []func(tx *bolt.Tx) error{
 // DB is the bbolt metadata store: repositories, upload sessions, documents
 // and the audit log. It implements Meta, UploadStates, Documents and AuditLog.
 type DB struct {
-	db *bolt.DB
+	db     *bolt.DB
+	writes committer
 	// AuditLimit bounds the audit log; the oldest entries go first.
 	auditLimit uint64
 }
@@ -91,7 +92,7 @@ func OpenDB(path string, opts DBOptions) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &DB{db: db, auditLimit: opts.AuditLimit}, nil
+	return &DB{db: db, writes: committer{db: db}, auditLimit: opts.AuditLimit}, nil
 }
 
 func migrate(tx *bolt.Tx) error {
@@ -137,7 +138,7 @@ func (s *DB) PutUpload(_ context.Context, st UploadState) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUploads)).Put([]byte(st.ID), b)
 	})
 }
@@ -157,7 +158,7 @@ func (s *DB) GetUpload(_ context.Context, id string) (UploadState, error) {
 
 // DeleteUpload implements UploadStates.
 func (s *DB) DeleteUpload(_ context.Context, id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUploads)).Delete([]byte(id))
 	})
 }
@@ -234,7 +235,7 @@ func (s *DB) AppendAudit(_ context.Context, entries [][]byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketAudit))
 		var seq uint64
 		for _, e := range entries {

@@ -92,7 +92,7 @@ func blobRecord(size int64, linked time.Time) []byte {
 
 // LinkBlob implements Meta.
 func (s *DB) LinkBlob(_ context.Context, repository string, d digest.Digest, size int64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		rb, err := createRepo(tx, repository)
 		if err != nil {
 			return err
@@ -151,7 +151,7 @@ func (s *DB) FindBlob(_ context.Context, d digest.Digest, keep func(string) bool
 
 // UnlinkBlob implements Meta.
 func (s *DB) UnlinkBlob(_ context.Context, repository string, d digest.Digest) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		rb, ok := openRepo(tx, repository)
 		if !ok || rb.links.Get([]byte(d)) == nil {
 			return ErrBlobUnknown
@@ -177,7 +177,7 @@ func (s *DB) PutManifest(_ context.Context, repository string, m *Manifest, tags
 			return err
 		}
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		rb, err := createRepo(tx, repository)
 		if err != nil {
 			return err
@@ -250,7 +250,7 @@ func (s *DB) Manifest(_ context.Context, repository, reference string, body bool
 
 // DeleteManifest implements Meta.
 func (s *DB) DeleteManifest(_ context.Context, repository string, d digest.Digest) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		rb, ok := openRepo(tx, repository)
 		if !ok {
 			return ErrManifestUnknown
@@ -289,7 +289,7 @@ func (s *DB) DeleteManifest(_ context.Context, repository string, d digest.Diges
 
 // DeleteTag implements Meta.
 func (s *DB) DeleteTag(_ context.Context, repository, tag string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		rb, ok := openRepo(tx, repository)
 		if !ok {
 			return ErrManifestUnknown

@@ -1,0 +1,81 @@
+package storage
+
+import (
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// committer groups concurrent write transactions into one bbolt commit —
+// one pair of fsyncs for many writers — without delaying a lone writer.
+// The first writer to arrive commits at once and becomes the leader;
+// writers that arrive while it commits queue up, and the leader commits
+// all of them together next, until the queue is empty.
+//
+// If any function in a group fails, the group is rolled back and each
+// function runs again in a transaction of its own, so a failure never
+// leaks into another writer's result (the same contract as bbolt's Batch:
+// functions must be idempotent and touch nothing but the transaction).
+type committer struct {
+	db *bolt.DB
+
+	mu    sync.Mutex
+	queue []*writeOp
+	busy  bool
+}
+
+type writeOp struct {
+	fn   func(*bolt.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// update runs fn in a write transaction, possibly shared with others.
+func (c *committer) update(fn func(*bolt.Tx) error) error {
+	op := &writeOp{fn: fn, done: make(chan struct{})}
+	c.mu.Lock()
+	c.queue = append(c.queue, op)
+	if c.busy {
+		c.mu.Unlock()
+		<-op.done
+		return op.err
+	}
+	c.busy = true
+	for len(c.queue) > 0 {
+		group := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		c.commit(group)
+		c.mu.Lock()
+	}
+	c.busy = false
+	c.mu.Unlock()
+	<-op.done
+	return op.err
+}
+
+func (c *committer) commit(group []*writeOp) {
+	defer func() {
+		for _, op := range group {
+			close(op.done)
+		}
+	}()
+	if len(group) == 1 {
+		group[0].err = c.db.Update(group[0].fn)
+		return
+	}
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		for _, op := range group {
+			if err := op.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	for _, op := range group {
+		op.err = c.db.Update(op.fn)
+	}
+}
