@@ -7,6 +7,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -252,6 +253,9 @@ func mapError(err error) *errcode.Error {
 		return errcode.SizeInvalid.Wrap(err)
 	case errors.Is(err, storage.ErrUnsupportedDigest):
 		return errcode.DigestInvalid.New("unsupported digest algorithm")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The request body ended before its Content-Length.
+		return errcode.SizeInvalid.Wrap(err)
 	case errors.Is(err, context.Canceled):
 		return errcode.BlobUploadInvalid.New("request cancelled")
 	}
