@@ -60,6 +60,8 @@ func (a *API) identities(w http.ResponseWriter, r *request) error {
 	switch r.seg[2] {
 	case "secrets":
 		return a.secrets(w, r, name)
+	case "federated-credentials":
+		return a.federatedCredentials(w, r, name)
 	}
 	return errcode.NotFound.New("no such endpoint")
 }
@@ -125,3 +127,51 @@ func parseLifetime(s string) (time.Duration, error) {
 }
 
 var errInvalidLifetime = errcode.Invalid.New("a duration like 90d, 12h or 30m")
+
+// federatedCredentials serves /identities/{name}/federated-credentials and
+// …/{fc} (GET, PUT, DELETE).
+func (a *API) federatedCredentials(w http.ResponseWriter, r *request, identity string) error {
+	list, ok := a.dir.Snapshot().FederatedCredentials(identity)
+	if !ok {
+		return notFound("identity", identity)
+	}
+	switch len(r.seg) {
+	case 3:
+		if r.Method != http.MethodGet {
+			return methodNotAllowed("GET")
+		}
+		return writeList(w, r, list, func(f auth.FederatedCredential) string { return f.Name })
+	case 4:
+		name := r.seg[3]
+		switch r.Method {
+		case http.MethodGet:
+			for _, f := range list {
+				if f.Name == name {
+					return writeJSON(w, http.StatusOK, f)
+				}
+			}
+			return notFound("federated credential", name)
+		case http.MethodPut:
+			var in auth.FederatedCredential
+			if err := decode(r, &in); err != nil {
+				return err
+			}
+			if in.Name != "" && in.Name != name {
+				return errcode.Invalid.New("name: the body names " + in.Name + ", the path " + name)
+			}
+			in.Name = name
+			fc, isNew, err := a.dir.PutFederatedCredential(r.Context(), identity, in, r.caller.Level)
+			if err != nil {
+				return err
+			}
+			return created(w, isNew, fc)
+		case http.MethodDelete:
+			if err := a.dir.DeleteFederatedCredential(r.Context(), identity, name); err != nil {
+				return err
+			}
+			return noContent(w)
+		}
+		return methodNotAllowed("GET, PUT, DELETE")
+	}
+	return errcode.NotFound.New("no such endpoint")
+}

@@ -25,8 +25,11 @@ type GuardOptions struct {
 	Service func() string
 	// Auditor records denials; nil records nothing.
 	Auditor *Auditor
-	// Issuer is the iss of moat's tokens.
+	// Issuer is the iss of moat's registry tokens.
 	Issuer string
+	// IssuerURL is the OIDC issuer of the workload tokens moat issues for
+	// its tasks (config publicURL, or the public listener's URL).
+	IssuerURL func() string
 }
 
 // Guard is the data plane's pipeline after routing (SPEC §2): listener,
@@ -35,6 +38,7 @@ type GuardOptions struct {
 type Guard struct {
 	dir    *Directory
 	tokens *tokenIssuer
+	oidc   oidcKeys
 	verify verifyCache
 	opts   GuardOptions
 	now    func() time.Time
@@ -46,6 +50,7 @@ func NewGuard(dir *Directory, keys *KeyRing, opts GuardOptions) *Guard {
 		opts.Issuer = "moat"
 	}
 	g := &Guard{dir: dir, opts: opts, now: time.Now}
+	g.oidc = oidcKeys{client: newFetchClient(), now: func() time.Time { return g.now() }}
 	g.tokens = &tokenIssuer{keys: keys, issuer: opts.Issuer, now: func() time.Time { return g.now() }}
 	return g
 }
@@ -126,6 +131,13 @@ func (g *Guard) authenticate(snap *Snapshot, c credentials) (Principal, *tokenIn
 	case credNone:
 		return Principal{}, nil, true
 	case credBasic:
+		if c.user == RefreshTokenUsername {
+			ti, err := g.tokens.verify(c.pass, g.opts.Service())
+			if err != nil || !ti.refresh || ti.principal.Kind == Anonymous || !snap.Valid(ti.principal) {
+				return Principal{}, nil, false
+			}
+			return ti.principal, nil, true
+		}
 		p, ok := snap.authenticateBasic(&g.verify, c.user, c.pass, g.now())
 		return p, nil, ok
 	case credBearer:

@@ -137,6 +137,9 @@ func (t *tokenIssuer) verify(raw, audience string) (*tokenInfo, error) {
 	if err != nil {
 		return nil, errInvalidToken
 	}
+	if c.Use != "" && c.Use != "refresh" {
+		return nil, errInvalidToken // a workload token is no registry token
+	}
 	info = &tokenInfo{refresh: c.Use == "refresh", expires: c.ExpiresAt.Time}
 	switch c.Kind {
 	case "identity":

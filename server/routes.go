@@ -12,6 +12,8 @@ import (
 func (s *Server) routes(reg, admin http.Handler) http.Handler {
 	token := s.guard.TokenHandler()
 	jwks := s.guard.JWKSHandler()
+	exchange := s.guard.ExchangeHandler()
+	openid := s.guard.OpenIDConfigurationHandler()
 	metricsHandler := s.metrics.handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
@@ -22,8 +24,12 @@ func (s *Server) routes(reg, admin http.Handler) http.Handler {
 			admin.ServeHTTP(w, r)
 		case p == "/oauth2/token":
 			token.ServeHTTP(w, r)
+		case p == "/oauth2/exchange":
+			exchange.ServeHTTP(w, r)
 		case p == "/.well-known/jwks.json":
 			jwks.ServeHTTP(w, r)
+		case p == "/.well-known/openid-configuration":
+			openid.ServeHTTP(w, r)
 		case p == "/healthz":
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("ok\n"))

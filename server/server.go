@@ -108,6 +108,7 @@ func (s *Server) open() error {
 		Service:        s.Service,
 		Auditor:        s.auditor,
 		Issuer:         issuer(cfg),
+		IssuerURL:      s.IssuerURL,
 	})
 	if cfg.TLS.Enabled() {
 		host, _, _ := net.SplitHostPort(cfg.Listen)
@@ -162,6 +163,18 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// IssuerURL is the registry's OIDC issuer: config publicURL, else the
+// public listener's URL.
+func (s *Server) IssuerURL() string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	if s.cfg.TLS.Enabled() {
+		return "https://" + s.Service()
+	}
+	return "http://" + s.Service()
 }
 
 // Service is the registry's service name: the token audience.
