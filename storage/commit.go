@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,13 +33,13 @@ type writeOp struct {
 
 // update runs fn in a write transaction, possibly shared with others.
 func (c *committer) update(fn func(*bolt.Tx) error) error {
-	op := &writeOp{fn: fn, done: make(chan struct{})}
+	op := &writeOp{fn: safely(fn), done: make(chan struct{})}
 	c.mu.Lock()
 	c.queue = append(c.queue, op)
 	if c.busy {
 		c.mu.Unlock()
 		<-op.done
-		return op.err
+		return op.result()
 	}
 	c.busy = true
 	for len(c.queue) > 0 {
@@ -51,6 +52,32 @@ func (c *committer) update(fn func(*bolt.Tx) error) error {
 	c.busy = false
 	c.mu.Unlock()
 	<-op.done
+	return op.result()
+}
+
+// panicked carries a panic of a write function out of the transaction
+// (which it rolls back, and a group with it) to the function's own caller,
+// so that one writer's panic never stops the leader committing for others.
+type panicked struct{ value any }
+
+func (p panicked) Error() string { return fmt.Sprint("write transaction panicked: ", p.value) }
+
+func safely(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = panicked{v}
+			}
+		}()
+		return fn(tx)
+	}
+}
+
+// result is the op's error, or its panic raised again in its caller.
+func (op *writeOp) result() error {
+	if p, ok := op.err.(panicked); ok {
+		panic(p.value)
+	}
 	return op.err
 }
 
