@@ -88,7 +88,7 @@ func TestOpenDBSchema(t *testing.T) {
 			db.Close()
 			t.Fatal("OpenDB() accepted a newer schema")
 		}
-		for _, want := range []string{path, "schema version 2", "newer than this moat understands"} {
+		for _, want := range []string{path, fmt.Sprintf("schema version %d", schemaVersion+1), "newer than this moat understands"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
