@@ -78,7 +78,8 @@ lint: tool-staticcheck ## gofmt, go vet and staticcheck
 
 fuzz: ## run every Fuzz* target for FUZZTIME each (default 30s)
 	@for pkg in $$($(GO) list ./...); do \
-		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+		list="$$($(GO) test -list '^Fuzz' $$pkg)"; \
+		for fn in $$(grep '^Fuzz' <<<"$$list" || true); do \
 			echo "fuzz: $$pkg $$fn for $(FUZZTIME)"; \
 			$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
