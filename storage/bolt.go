@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -34,10 +36,40 @@ const (
 
 // schemaVersion is the version of the layout above. migrations[i] moves a
 // file from version i to i+1.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var migrations = []func(tx *bolt.Tx) error{
 	0: func(*bolt.Tx) error { return nil }, // a new file: the buckets are created by open
+	1: migrateTagTimes,
+}
+
+// migrateTagTimes (schema 1 → 2) adds the time a tag was set to every tag
+// value; tags of a version-1 file get the migration's time.
+func migrateTagTimes(tx *bolt.Tx) error {
+	now := time.Now()
+	return tx.Bucket([]byte(bucketRepos)).ForEachBucket(func(name []byte) error {
+		tags := tx.Bucket([]byte(bucketRepos)).Bucket(name).Bucket([]byte(bucketTags))
+		if tags == nil {
+			return nil
+		}
+		var keys, vals [][]byte
+		err := tags.ForEach(func(k, v []byte) error {
+			if bytes.IndexByte(v, 0) < 0 {
+				keys = append(keys, append([]byte(nil), k...))
+				vals = append(vals, encodeTag(digest.Digest(v), now))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := tags.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // DB is the bbolt metadata store: repositories, upload sessions, documents

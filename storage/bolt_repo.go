@@ -177,6 +177,7 @@ func (s *DB) PutManifest(_ context.Context, repository string, m *Manifest, tags
 			return err
 		}
 	}
+	now := time.Now()
 	return s.writes.update(func(tx *bolt.Tx) error {
 		rb, err := createRepo(tx, repository)
 		if err != nil {
@@ -198,15 +199,16 @@ func (s *DB) PutManifest(_ context.Context, repository string, m *Manifest, tags
 			return err
 		}
 		for _, tag := range tags {
-			if old := rb.tags.Get([]byte(tag)); old != nil {
-				if string(old) == string(m.Digest) {
+			if v := rb.tags.Get([]byte(tag)); v != nil {
+				old, _ := decodeTag(v)
+				if old == string(m.Digest) {
 					continue
 				}
-				if err := rb.tagsByDigest.Delete(pairKey(string(old), tag)); err != nil {
+				if err := rb.tagsByDigest.Delete(pairKey(old, tag)); err != nil {
 					return err
 				}
 			}
-			if err := rb.tags.Put([]byte(tag), []byte(m.Digest)); err != nil {
+			if err := rb.tags.Put([]byte(tag), encodeTag(m.Digest, now)); err != nil {
 				return err
 			}
 			if err := rb.tagsByDigest.Put(pairKey(string(m.Digest), tag), nil); err != nil {
@@ -233,9 +235,11 @@ func (s *DB) Manifest(_ context.Context, repository, reference string, body bool
 		}
 		key := []byte(reference)
 		if !isDigestRef(reference) {
-			if key = rb.tags.Get(key); key == nil {
+			v := rb.tags.Get(key)
+			if v == nil {
 				return ErrManifestUnknown
 			}
+			key = tagDigest(v)
 		}
 		v := rb.manifests.Get(key)
 		if v == nil {
@@ -294,11 +298,11 @@ func (s *DB) DeleteTag(_ context.Context, repository, tag string) error {
 		if !ok {
 			return ErrManifestUnknown
 		}
-		d := rb.tags.Get([]byte(tag))
-		if d == nil {
+		v := rb.tags.Get([]byte(tag))
+		if v == nil {
 			return ErrManifestUnknown
 		}
-		if err := rb.tagsByDigest.Delete(pairKey(string(d), tag)); err != nil {
+		if err := rb.tagsByDigest.Delete(pairKey(string(tagDigest(v)), tag)); err != nil {
 			return err
 		}
 		return rb.tags.Delete([]byte(tag))
@@ -352,6 +356,74 @@ func (s *DB) Referrers(_ context.Context, repository string, d digest.Digest, ar
 			}
 		}
 		return nil
+	})
+	return out, err
+}
+
+// Tag values are the digest, a 0x00 and the time the tag was last set
+// (varint Unix nanoseconds), which purge tasks read.
+func encodeTag(d digest.Digest, t time.Time) []byte {
+	b := make([]byte, 0, len(d)+1+binary.MaxVarintLen64)
+	b = append(b, d...)
+	b = append(b, 0)
+	return binary.AppendVarint(b, t.UnixNano())
+}
+
+// tagDigest is the digest part of a tag value (a slice of v).
+func tagDigest(v []byte) []byte {
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		return v[:i]
+	}
+	return v
+}
+
+func decodeTag(v []byte) (string, time.Time) {
+	d := tagDigest(v)
+	var t time.Time
+	if len(d) < len(v) {
+		if n, k := binary.Varint(v[len(d)+1:]); k > 0 {
+			t = time.Unix(0, n).UTC()
+		}
+	}
+	return string(d), t
+}
+
+// TagInfo is a tag with the manifest it names and when it was set.
+type TagInfo struct {
+	Name    string
+	Digest  digest.Digest
+	Updated time.Time
+}
+
+// TagDetails lists a repository's tags with their digests and times.
+func (s *DB) TagDetails(_ context.Context, repository string) ([]TagInfo, error) {
+	var out []TagInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rb, ok := openRepo(tx, repository)
+		if !ok {
+			return ErrRepositoryUnknown
+		}
+		return rb.tags.ForEach(func(k, v []byte) error {
+			d, t := decodeTag(v)
+			out = append(out, TagInfo{Name: string(k), Digest: digest.Digest(d), Updated: t})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ManifestDigests lists the digests of a repository's manifests.
+func (s *DB) ManifestDigests(_ context.Context, repository string) ([]digest.Digest, error) {
+	var out []digest.Digest
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rb, ok := openRepo(tx, repository)
+		if !ok {
+			return ErrRepositoryUnknown
+		}
+		return rb.manifests.ForEach(func(k, _ []byte) error {
+			out = append(out, digest.Digest(k))
+			return nil
+		})
 	})
 	return out, err
 }
