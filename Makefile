@@ -85,7 +85,32 @@ fuzz: ## run every Fuzz* target for FUZZTIME each (default 30s)
 		done; \
 	done
 
-bench: ## run the benchmarks (the load tool comes later)
+# `make bench` compares moat with this CNCF Distribution, installed into
+# ./bin; BENCH_FLAGS go to `moat-bench compare` (e.g. --scenarios=tags-list).
+DISTRIBUTION_VERSION := v3.1.2
+BENCH_FLAGS ?=
+BENCH_REV   := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+.PHONY: bench-quick bench-go bench-pprof bench-build tool-distribution
+
+tool-distribution:
+	$(call tool-install,registry,github.com/distribution/distribution/v3,$(DISTRIBUTION_VERSION),github.com/distribution/distribution/v3/cmd/registry)
+
+# bench-build: moat as shipped (static, stripped) and the load tool.
+bench-build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/moat-static ./cmd/moat
+	$(GO) build -o $(BIN)/moat-bench ./cmd/moat-bench
+
+bench: tool-distribution bench-build ## moat vs Distribution v3.1.2 + ceilings, full (1 GiB blobs, 100,000 tags; minutes)
+	$(BIN)/moat-bench compare --moat $(BIN)/moat-static --distribution $(BIN)/registry --revision $(BENCH_REV) $(BENCH_FLAGS)
+
+bench-quick: tool-distribution bench-build ## the same comparison with small sizes, under a minute (CI smoke)
+	$(BIN)/moat-bench compare --quick --moat $(BIN)/moat-static --distribution $(BIN)/registry --revision $(BENCH_REV) $(BENCH_FLAGS)
+
+bench-pprof: bench-build ## CPU profiles of moat per scenario phase (bench/profile.sh)
+	bench/profile.sh $(BENCH_FLAGS)
+
+bench-go: ## run the Go micro-benchmarks (BENCH=regexp)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
 
 clean: ## remove built binaries and reports
