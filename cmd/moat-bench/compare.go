@@ -271,6 +271,7 @@ func (c *comparison) startupStored() error {
 }
 
 func (c *comparison) record(r Result) {
+	r.Load1 = load1()
 	c.results = append(c.results, r)
 	fmt.Fprintln(c.progress, progressLine(r))
 }

@@ -62,6 +62,7 @@ func (c *comparison) policy(ctx context.Context) ([]Result, error) {
 			t := targets[(i+round)%len(targets)]
 			for _, res := range []Result{c.bench.HeadManifest(ctx, t, c.opts.Concurrency), c.bench.PullSmall(ctx, t)} {
 				res.Scenario = "policy: " + res.Scenario
+				res.Load1 = load1()
 				fmt.Fprintln(c.progress, progressLine(res))
 				rounds[res.Scenario+"\x00"+res.Subject] = append(rounds[res.Scenario+"\x00"+res.Subject], res)
 			}

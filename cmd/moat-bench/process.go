@@ -161,6 +161,17 @@ func procStatusKB(pid int, field string) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
 
+// load1 is the 1-minute load average (0 when unknown).
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
+}
+
 // kbToMB converts a /proc kB (KiB) figure to MB (10^6 bytes).
 func kbToMB(kb int64) float64 { return float64(kb) * 1024 / 1e6 }
 

@@ -68,6 +68,20 @@ func readHost() Host {
 	return h
 }
 
+// loadRange is the lowest and highest load average the results saw.
+func (r *Report) loadRange() string {
+	lo, hi := math.Inf(1), 0.0
+	for _, res := range r.Results {
+		if res.Load1 > 0 {
+			lo, hi = min(lo, res.Load1), max(hi, res.Load1)
+		}
+	}
+	if hi == 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1f–%.1f", lo, hi)
+}
+
 // find returns the result of scenario for subject.
 func (r *Report) find(scenario, subject string) *Result {
 	for i := range r.Results {
@@ -121,7 +135,8 @@ func (r *Report) scenarios(subjects ...string) []string {
 // comparison and the targets.
 func (r *Report) Print(w io.Writer, subjects []string) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(w, "moat-bench %s: %d CPUs (%s), %s, concurrency %d\n\n", r.Date, r.Host.CPUs, r.Host.CPUModel, r.Host.GoVersion, r.Options.Concurrency)
+	fmt.Fprintf(w, "moat-bench %s: %d CPUs (%s), %s, concurrency %d, load average %s\n\n",
+		r.Date, r.Host.CPUs, r.Host.CPUModel, r.Host.GoVersion, r.Options.Concurrency, r.loadRange())
 	head := "scenario\tmetric"
 	for _, s := range subjects {
 		head += "\t" + s

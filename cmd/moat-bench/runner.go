@@ -27,6 +27,9 @@ type Result struct {
 	Seconds      float64  `json:"seconds"`
 	Latency      *Summary `json:"latency,omitempty"`
 	Metrics      []Metric `json:"metrics"`
+	// Load1 is the machine's 1-minute load average when the run ended:
+	// other work on the machine skews a figure.
+	Load1 float64 `json:"load1,omitempty"`
 }
 
 // Metric returns the named metric's value (0 when absent).

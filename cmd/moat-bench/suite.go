@@ -106,6 +106,7 @@ func (s *Suite) Run(ctx context.Context) []Result {
 }
 
 func (s *Suite) record(r Result) {
+	r.Load1 = load1()
 	s.results = append(s.results, r)
 	if s.Progress != nil {
 		fmt.Fprintln(s.Progress, progressLine(r))
@@ -119,7 +120,7 @@ func progressLine(r Result) string {
 	for _, m := range r.Metrics {
 		fmt.Fprintf(&b, " %s=%s", m.Name, formatValue(m.Value))
 	}
-	fmt.Fprintf(&b, " errors=%d", r.Errors)
+	fmt.Fprintf(&b, " errors=%d load=%.1f", r.Errors, r.Load1)
 	if len(r.ErrorSamples) > 0 {
 		fmt.Fprintf(&b, " first error: %s", r.ErrorSamples[0])
 	}
