@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
+	"github.com/moat-registry/moat/jobs"
 	"github.com/moat-registry/moat/storage"
 )
 
@@ -48,6 +50,8 @@ type Options struct {
 	AllowedSources []netip.Prefix
 	// Keys rotates the token signing key.
 	Keys *auth.KeyRing
+	// Jobs runs imports and tasks.
+	Jobs *jobs.Runner
 	// Service is the registry's service name.
 	Service func() string
 	Logger  *slog.Logger
@@ -109,7 +113,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 	if rest != "" {
 		seg = strings.Split(rest, "/")
 	}
-	if len(seg) == 1 && seg[0] == "openapi.json" && r.Method == http.MethodGet {
+	if len(seg) == 1 && seg[0] == "openapi.json" {
+		if r.Method != http.MethodGet {
+			return methodNotAllowed("GET")
+		}
 		return serveOpenAPI(w, r)
 	}
 	caller, err := a.guard.AuthenticateAdmin(r)
@@ -174,6 +181,10 @@ func (a *API) route(w http.ResponseWriter, r *request) error {
 		return a.services(w, r)
 	case "audit":
 		return a.audit(w, r)
+	case "import":
+		return a.importImage(w, r)
+	case "operations":
+		return a.operation(w, r)
 	case "policy":
 		if len(r.seg) == 2 && r.seg[1] == "evaluate" {
 			return a.evaluate(w, r)
@@ -269,8 +280,10 @@ func noContent(w http.ResponseWriter) error {
 
 // writeList answers a collection as {"value":[…]}, sorted by key and
 // paginated with ?n=&last= and a Link header.
+// items is not modified (it may be shared, as auth.TrustedServices is).
 func writeList[T any](w http.ResponseWriter, r *request, items []T, key func(T) string) error {
 	q := r.URL.Query()
+	items = slices.Clone(items)
 	sort.SliceStable(items, func(i, j int) bool { return key(items[i]) < key(items[j]) })
 	if last := q.Get("last"); last != "" {
 		i := sort.Search(len(items), func(i int) bool { return key(items[i]) > last })
@@ -284,7 +297,13 @@ func writeList[T any](w http.ResponseWriter, r *request, items []T, key func(T) 
 		if len(items) > n {
 			items = items[:n]
 			if n > 0 {
-				w.Header().Set("Link", "<"+r.URL.Path+"?n="+strconv.Itoa(n)+"&last="+url.QueryEscape(key(items[n-1]))+`>; rel="next"`)
+				// The next page keeps the other parameters (filters).
+				next := url.Values{}
+				for k, v := range q {
+					next[k] = v
+				}
+				next.Set("last", key(items[n-1]))
+				w.Header().Set("Link", "<"+r.URL.Path+"?"+next.Encode()+`>; rel="next"`)
 			}
 		}
 	}

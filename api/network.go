@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
@@ -121,6 +122,9 @@ func (a *API) putPrivateEndpoint(w http.ResponseWriter, r *request, name string)
 // services serves /services and /services/{name} (trusted-service
 // instances).
 func (a *API) services(w http.ResponseWriter, r *request) error {
+	if len(r.seg) >= 3 && r.seg[2] == "tasks" {
+		return a.tasks(w, r)
+	}
 	snap := a.dir.Snapshot()
 	switch len(r.seg) {
 	case 1:
@@ -146,12 +150,23 @@ func (a *API) services(w http.ResponseWriter, r *request) error {
 				return errcode.Invalid.New("name: the body names " + in.Name + ", the path " + name)
 			}
 			in.Name = name
+			if old, ok := snap.Service(name); ok && !strings.Contains(in.Identity.Type, auth.IdentitySystem) {
+				// Dropping the system-assigned identity deletes it.
+				if err := r.needOwnerIfHoldsRoles(snap, old.Identity.PrincipalID, "removing a system-assigned identity that holds roles needs Owner"); err != nil {
+					return err
+				}
+			}
 			s, isNew, err := a.dir.PutService(r.Context(), in)
 			if err != nil {
 				return err
 			}
 			return created(w, isNew, s)
 		case http.MethodDelete:
+			if old, ok := snap.Service(name); ok {
+				if err := r.needOwnerIfHoldsRoles(snap, old.Identity.PrincipalID, "deleting a service whose system-assigned identity holds roles needs Owner"); err != nil {
+					return err
+				}
+			}
 			if err := a.dir.DeleteService(r.Context(), name); err != nil {
 				return err
 			}

@@ -329,6 +329,12 @@ func (g *Guard) Authorize(r *http.Request, need []Scope) (Grant, error) {
 		need:      need,
 		devLocal:  g.opts.Dev && IsLocalDevRequest(r),
 	})
+	if v.kind == verdictAllow && snap.Properties.Policies.ExportPolicy.Status == "disabled" && isExport(r, snap, p, need) {
+		v = verdict{kind: verdictNoRole, decision: policy.Decision{Stage: policy.StageAuthz, Reason: policy.ReasonNoRole}}
+		g.record(snap, v, endpoint, client, p, need)
+		return nil, &errcode.Error{Code: errcode.Denied, Message: "exports from this registry are disabled (policies.exportPolicy.status)",
+			Detail: map[string]string{"stage": "authz", "reason": "NoRole"}}
+	}
 	if v.kind == verdictAllow {
 		if v.decision.Audit || v.decision.Reason == policy.ReasonTrustedServiceBypass {
 			g.record(snap, v, endpoint, client, p, need)
@@ -351,9 +357,13 @@ func (g *Guard) record(_ *Snapshot, v verdict, endpoint string, client netip.Add
 	if g.opts.Auditor == nil {
 		return
 	}
+	ip := ""
+	if client.IsValid() {
+		ip = client.String()
+	}
 	e := AuditEntry{
 		Time:      g.now().UTC(),
-		ClientIP:  client.String(),
+		ClientIP:  ip,
 		Endpoint:  endpoint,
 		Principal: p.String(),
 		Allowed:   v.kind == verdictAllow,
@@ -468,4 +478,27 @@ func safeHost(h string) bool {
 		}
 	}
 	return true
+}
+
+// ImporterUserAgent starts the User-Agent of moat's importer.
+const ImporterUserAgent = "moat-importer/"
+
+// isExport reports whether a read is another registry importing from this
+// one: moat's importer (by its User-Agent) or the managed identity of a
+// `registry` trusted-service instance.
+func isExport(r *http.Request, snap *Snapshot, p Principal, need []Scope) bool {
+	reads := false
+	for _, s := range need {
+		if s.Type == TypeRepository && s.Actions&(Pull|List) != 0 {
+			reads = true
+		}
+	}
+	if !reads {
+		return false
+	}
+	if strings.HasPrefix(r.UserAgent(), ImporterUserAgent) {
+		return true
+	}
+	t, ok := snap.trustedService(p)
+	return ok && t.typ == ServiceRegistry
 }

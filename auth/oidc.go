@@ -74,20 +74,7 @@ func forbiddenFetchAddr(a netip.Addr) bool {
 // check runs on the resolved address, so DNS cannot smuggle a link-local
 // target past the URL check.
 func newFetchClient() *http.Client {
-	d := &net.Dialer{
-		Timeout: 5 * time.Second,
-		Control: func(_, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return err
-			}
-			a, err := netip.ParseAddr(host)
-			if err != nil || forbiddenFetchAddr(a) {
-				return fmt.Errorf("refusing to connect to %s", host)
-			}
-			return nil
-		},
-	}
+	d := &net.Dialer{Timeout: 5 * time.Second, Control: RefuseLinkLocal}
 	return &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
@@ -105,6 +92,22 @@ func newFetchClient() *http.Client {
 			return CheckIssuerURL(req.URL.Scheme + "://" + req.URL.Host + req.URL.Path)
 		},
 	}
+}
+
+// RefuseLinkLocal is a net.Dialer Control function for connections moat
+// opens on a user's behalf (OIDC discovery, imports, tasks): it refuses
+// link-local (cloud metadata services), multicast and unspecified
+// addresses, checked on the resolved address so DNS cannot smuggle one in.
+func RefuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || forbiddenFetchAddr(a) {
+		return fmt.Errorf("refusing to connect to %s", host)
+	}
+	return nil
 }
 
 // oidcKeys caches issuers' discovery documents and keys.

@@ -21,6 +21,7 @@ import (
 	"github.com/moat-registry/moat/api"
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/config"
+	"github.com/moat-registry/moat/jobs"
 	"github.com/moat-registry/moat/policy"
 	"github.com/moat-registry/moat/registry"
 	"github.com/moat-registry/moat/storage"
@@ -40,6 +41,8 @@ type Server struct {
 	metrics *metrics
 	tls     *certSource
 	eps     *endpointListeners
+	inproc  *inproc
+	jobs    *jobs.Runner
 	handler http.Handler
 
 	service atomic.Pointer[string]
@@ -121,6 +124,14 @@ func (s *Server) open() error {
 		return err
 	}
 	s.eps = &endpointListeners{s: s, allowed: allowedEPs}
+	regOpts := registry.Options{
+		RelaxIndexReferences: cfg.Registry.RelaxIndexReferences,
+		MaxManifestSize:      cfg.Registry.MaxManifestSize,
+		Logger:               s.log,
+	}
+	s.inproc = newInproc(registry.New(s.db, s.blobs, s.uploads, s.guard.InternalAuthorizer(), regOpts))
+	s.jobs = jobs.New(jobs.Options{Guard: s.guard, Local: s.inproc.transport, Catalog: s.db, Logger: s.log, Version: VersionString()})
+	s.dir.Watch(func(*auth.Snapshot) { s.jobs.Wake() })
 	adminSources, err := parsePrefixes(cfg.Admin.AllowedSources)
 	if err != nil {
 		return err
@@ -132,14 +143,11 @@ func (s *Server) open() error {
 		Listeners:      s.eps,
 		AllowedSources: adminSources,
 		Keys:           s.keys,
+		Jobs:           s.jobs,
 		Service:        s.Service,
 		Logger:         s.log,
 	})
-	reg := registry.New(s.db, s.blobs, s.uploads, s.guard, registry.Options{
-		RelaxIndexReferences: cfg.Registry.RelaxIndexReferences,
-		MaxManifestSize:      cfg.Registry.MaxManifestSize,
-		Logger:               s.log,
-	})
+	reg := registry.New(s.db, s.blobs, s.uploads, s.guard, regOpts)
 	s.handler = s.observe(s.routes(reg, admin))
 	return nil
 }
@@ -205,7 +213,13 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.public, s.ln = srv, ln
 	s.mu.Unlock()
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stop; cancel() }()
+		s.jobs.Schedule(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -319,6 +333,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = srv.Shutdown(ctx)
 	}
 	s.eps.shutdown(ctx)
+	s.inproc.shutdown(ctx)
 	close(s.stop)
 	s.wg.Wait()
 	return errors.Join(err, s.closeStores())

@@ -1,0 +1,87 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// parseSchedule parses a standard 5-field cron expression or a descriptor
+// (@daily, @hourly, @every 1h).
+func parseSchedule(spec string) (cron.Schedule, error) {
+	return cron.ParseStandard(spec)
+}
+
+// Schedule runs scheduled tasks until ctx ends. It sleeps until the next
+// task is due, and re-reads the tasks when Wake is called.
+func (r *Runner) Schedule(ctx context.Context) {
+	type entry struct {
+		spec string
+		next time.Time
+	}
+	entries := map[string]entry{}
+	running := map[string]string{} // task → operation id
+	for {
+		tasks, err := r.dir.Tasks(ctx, "")
+		if err != nil {
+			r.opts.Logger.Warn("reading tasks", "err", err)
+		}
+		t0 := now()
+		var wakeAt time.Time
+		seen := map[string]bool{}
+		for _, t := range tasks {
+			if t.Schedule == "" || !t.Enabled {
+				continue
+			}
+			key := t.Service + "/" + t.Name
+			seen[key] = true
+			sched, err := parseSchedule(t.Schedule)
+			if err != nil {
+				continue
+			}
+			e, ok := entries[key]
+			if !ok || e.spec != t.Schedule {
+				e = entry{spec: t.Schedule, next: sched.Next(t0)}
+			}
+			if !e.next.After(t0) {
+				if id, busy := running[key]; busy {
+					if op, ok := r.ops.get(id); ok && op.Status == StatusRunning {
+						e.next = sched.Next(t0) // still running: skip this turn
+						entries[key] = e
+						continue
+					}
+				}
+				op, err := r.RunTask(ctx, t.Service, t.Name)
+				if err != nil {
+					r.opts.Logger.Warn("starting a scheduled task", "task", key, "err", err)
+				} else {
+					running[key] = op.ID
+				}
+				e.next = sched.Next(t0)
+			}
+			entries[key] = e
+			if wakeAt.IsZero() || e.next.Before(wakeAt) {
+				wakeAt = e.next
+			}
+		}
+		for key := range entries {
+			if !seen[key] {
+				delete(entries, key)
+			}
+		}
+		wait := time.Hour
+		if !wakeAt.IsZero() {
+			wait = wakeAt.Sub(now())
+		}
+		timer := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-r.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
