@@ -39,13 +39,15 @@ test: tools ## run every test (e2e included) with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 
 # tool-install,NAME,MODULE,VERSION,PACKAGE: go install PACKAGE@VERSION into
-# ./bin unless ./bin/NAME was already built from MODULE at VERSION.
+# ./bin unless ./bin/NAME was already built from MODULE at VERSION. The
+# tools are pure Go: built without cgo they do not depend on a C compiler
+# (which .ci/run installs at the same time).
 define tool-install
 	@if $(GO) version -m $(BIN)/$(1) 2>/dev/null | grep -Eq '^[[:space:]]+mod[[:space:]]+$(2)[[:space:]]+$(3)([[:space:]]|$$)'; then \
 		echo "tools: $(1) $(3) is installed"; \
 	else \
 		echo "tools: installing $(4)@$(3)"; \
-		GOBIN=$(BIN) $(GO) install $(4)@$(3); \
+		CGO_ENABLED=0 GOBIN=$(BIN) $(GO) install $(4)@$(3); \
 	fi
 endef
 

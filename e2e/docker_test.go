@@ -147,6 +147,7 @@ func (d *dockerDaemon) stop() error {
 			err = fmt.Errorf("dockerd did not stop within %s of SIGTERM", dockerdStopTimeout)
 		}
 	}
+	detachMounts(d.dir)
 	return errors.Join(err, os.RemoveAll(d.dir))
 }
 
