@@ -86,12 +86,13 @@ func Repository(name string, a Action) Scope {
 // Catalog is the scope of the repository listing.
 func Catalog() Scope { return Scope{Type: TypeRegistry, Name: CatalogName, Actions: AllActions} }
 
-// String renders s in Docker's syntax.
+// String renders s in Docker's syntax; moat's own actions (List, Sign)
+// are named by the Docker action that covers them.
 func (s Scope) String() string {
 	if s.Type == TypeRegistry {
 		return s.Type + ":" + s.Name + ":*"
 	}
-	return s.Type + ":" + s.Name + ":" + s.Actions.String()
+	return s.Type + ":" + s.Name + ":" + toDocker(s.Actions).String()
 }
 
 // ParseScope parses one Docker scope ("repository:app/web:pull,push").

@@ -147,6 +147,9 @@ func (d *Directory) DeleteService(ctx context.Context, name string) error {
 				}
 			}
 		}
+		if err := deleteTasksTx(tx, name); err != nil {
+			return err
+		}
 		return deleteDoc(tx, collServices, name)
 	})
 }

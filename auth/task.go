@@ -76,7 +76,9 @@ func (d *Directory) Tasks(ctx context.Context, service string) ([]Task, error) {
 		}
 		return err
 	})
-	sort.Slice(out, func(i, j int) bool { return taskKey(out[i].Service, out[i].Name) < taskKey(out[j].Service, out[j].Name) })
+	sort.Slice(out, func(i, j int) bool {
+		return taskKey(out[i].Service, out[i].Name) < taskKey(out[j].Service, out[j].Name)
+	})
 	return out, err
 }
 

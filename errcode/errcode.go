@@ -40,6 +40,9 @@ var (
 	Unsupported         = Code{"UNSUPPORTED", http.StatusMethodNotAllowed, "the operation is unsupported"}
 	TooManyRequests     = Code{"TOOMANYREQUESTS", http.StatusTooManyRequests, "too many requests"}
 
+	// PaginationNumberInvalid answers a bad n or last (Distribution's code).
+	PaginationNumberInvalid = Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
+
 	// RangeInvalid answers an upload chunk that does not continue the upload.
 	RangeInvalid = Code{"BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable, "requested range not satisfiable"}
 	// TooLarge answers a body over a configured limit.

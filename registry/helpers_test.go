@@ -61,7 +61,7 @@ func (ts *testServer) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := storage.NewDiskBlobs(ts.dir)
+	blobs, err := storage.NewDiskBlobs(ts.dir, db)
 	if err != nil {
 		t.Fatal(err)
 	}

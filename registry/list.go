@@ -20,7 +20,7 @@ func pagination(r *http.Request) (n int, last string, err error) {
 	if s := q.Get("n"); s != "" {
 		v, perr := strconv.Atoi(s)
 		if perr != nil || v < 0 {
-			return 0, "", errcode.Invalid.New("n must be a non-negative integer")
+			return 0, "", errcode.PaginationNumberInvalid.New("n must be a non-negative integer")
 		}
 		n = v
 	}
@@ -54,7 +54,7 @@ func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, rt Route) erro
 		return err
 	}
 	if last != "" && !oci.ValidTag(last) {
-		return errcode.Invalid.New("last must be a tag")
+		return errcode.PaginationNumberInvalid.New("last must be a tag")
 	}
 	limit := n
 	if n >= 0 {

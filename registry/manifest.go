@@ -46,12 +46,9 @@ func manifestLocation(repo string, d digest.Digest) string {
 // getManifest answers GET and HEAD of /v2/<name>/manifests/<reference>
 // with the stored bytes exactly, whatever the Accept header says.
 func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
-	ref, err := parseReference(rt.Reference)
-	if err != nil {
-		if ref.tag == "" {
-			return errcode.ManifestUnknown.Wrap(err)
-		}
-		return err
+	if _, err := parseReference(rt.Reference); err != nil {
+		// Nothing can be stored under an invalid reference.
+		return errcode.ManifestUnknown.Wrap(err)
 	}
 	get := r.Method == http.MethodGet
 	m, err := reg.meta.Manifest(r.Context(), rt.Repository, rt.Reference, get)

@@ -31,7 +31,7 @@ func TestScopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	blobs, err := storage.NewDiskBlobs(dir)
+	blobs, err := storage.NewDiskBlobs(dir, db)
 	if err != nil {
 		t.Fatal(err)
 	}

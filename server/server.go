@@ -81,7 +81,7 @@ func (s *Server) open() error {
 	if s.db, err = storage.OpenDB(filepath.Join(cfg.Data, "meta.db"), storage.DBOptions{}); err != nil {
 		return err
 	}
-	if s.blobs, err = storage.NewDiskBlobs(cfg.Data); err != nil {
+	if s.blobs, err = storage.NewDiskBlobs(cfg.Data, s.db); err != nil {
 		return err
 	}
 	if s.uploads, err = storage.NewDiskUploads(cfg.Data, s.blobs, s.db); err != nil {

@@ -21,8 +21,16 @@ import (
 // DiskBlobs is the content-addressed blob store on the local disk. See the
 // package documentation for the layout.
 type DiskBlobs struct {
-	root string // <data>/blobs
-	tmp  string // <data>/tmp, on the same filesystem so rename is atomic
+	root   string // <data>/blobs
+	tmp    string // <data>/tmp, on the same filesystem so rename is atomic
+	marker Marker
+}
+
+// Marker records that a blob is being stored now (DB.MarkBlob), before its
+// bytes are committed: the mark protects the bytes from a concurrent
+// garbage collection.
+type Marker interface {
+	MarkBlob(ctx context.Context, d digest.Digest, size int64) error
 }
 
 var _ Blobs = (*DiskBlobs)(nil)
@@ -31,9 +39,11 @@ var _ Blobs = (*DiskBlobs)(nil)
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // NewDiskBlobs opens the blob store under dataDir, creating its directories
-// and removing temp files a crash left behind.
-func NewDiskBlobs(dataDir string) (*DiskBlobs, error) {
-	s := &DiskBlobs{root: filepath.Join(dataDir, "blobs"), tmp: filepath.Join(dataDir, "tmp")}
+// and removing temp files a crash left behind. marker (the metadata store)
+// records each blob before its bytes are committed; only a store that
+// never runs beside garbage collection may pass nil.
+func NewDiskBlobs(dataDir string, marker Marker) (*DiskBlobs, error) {
+	s := &DiskBlobs{root: filepath.Join(dataDir, "blobs"), tmp: filepath.Join(dataDir, "tmp"), marker: marker}
 	for _, d := range []string{s.root, s.tmp} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -104,7 +114,7 @@ func (s *DiskBlobs) Open(_ context.Context, d digest.Digest) (io.ReadSeekCloser,
 
 // Put implements Blobs: the content streams to a temp file while it is
 // hashed, is verified, fsynced and renamed into place.
-func (s *DiskBlobs) Put(_ context.Context, d digest.Digest, r io.Reader, size int64) (int64, error) {
+func (s *DiskBlobs) Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) (int64, error) {
 	if err := checkDigest(d); err != nil {
 		return 0, err
 	}
@@ -132,16 +142,23 @@ func (s *DiskBlobs) Put(_ context.Context, d digest.Digest, r io.Reader, size in
 	if digest.NewDigest(d.Algorithm(), h) != d {
 		return n, ErrDigestMismatch
 	}
-	if err := s.commit(f, d); err != nil {
+	if err := s.commit(ctx, f, d, n); err != nil {
 		return n, err
 	}
 	done = true
 	return n, nil
 }
 
-// commit fsyncs and closes f and renames it to d's place. If the blob is
-// already stored the temp file is dropped: the content is the same.
-func (s *DiskBlobs) commit(f *os.File, d digest.Digest) error {
+// commit marks d, then fsyncs and closes f and renames it to d's place.
+// If the blob is already stored the temp file is dropped: the content is
+// the same, and the mark keeps garbage collection from removing it.
+func (s *DiskBlobs) commit(ctx context.Context, f *os.File, d digest.Digest, size int64) error {
+	if s.marker != nil {
+		if err := s.marker.MarkBlob(ctx, d, size); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	final := s.path(d)
 	if _, err := os.Stat(final); err == nil {
 		f.Close()

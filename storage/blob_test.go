@@ -18,7 +18,7 @@ import (
 func newTestBlobs(t testing.TB) (*DiskBlobs, string) {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := NewDiskBlobs(dir)
+	b, err := NewDiskBlobs(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,14 +244,14 @@ func TestDiskBlobsWalk(t *testing.T) {
 
 func TestNewDiskBlobsClearsTemp(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := NewDiskBlobs(dir); err != nil {
+	if _, err := NewDiskBlobs(dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	leftover := filepath.Join(dir, "tmp", "0123456789abcdef")
 	if err := os.WriteFile(leftover, []byte("half a blob"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewDiskBlobs(dir); err != nil {
+	if _, err := NewDiskBlobs(dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(leftover); !errors.Is(err, fs.ErrNotExist) {

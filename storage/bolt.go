@@ -36,11 +36,42 @@ const (
 
 // schemaVersion is the version of the layout above. migrations[i] moves a
 // file from version i to i+1.
-const schemaVersion = 2
+const schemaVersion = 3
 
 var migrations = []func(tx *bolt.Tx) error{
 	0: func(*bolt.Tx) error { return nil }, // a new file: the buckets are created by open
 	1: migrateTagTimes,
+	2: migrateLinkTimes,
+}
+
+// migrateLinkTimes (schema 2 → 3) adds the link time to every blob link;
+// links of a version-2 file get the migration's time, so garbage
+// collection's grace period protects them as if just linked.
+func migrateLinkTimes(tx *bolt.Tx) error {
+	now := time.Now()
+	repos := tx.Bucket([]byte(bucketRepos))
+	return repos.ForEachBucket(func(name []byte) error {
+		links := repos.Bucket(name).Bucket([]byte(bucketLinks))
+		if links == nil {
+			return nil
+		}
+		var keys, vals [][]byte
+		err := links.ForEach(func(k, v []byte) error {
+			size, _ := decodeLinkRecord(v)
+			keys = append(keys, append([]byte(nil), k...))
+			vals = append(vals, linkRecord(size, now))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := links.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // migrateTagTimes (schema 1 → 2) adds the time a tag was set to every tag

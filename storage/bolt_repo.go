@@ -90,16 +90,51 @@ func blobRecord(size int64, linked time.Time) []byte {
 	return binary.AppendVarint(b, linked.Unix())
 }
 
-// LinkBlob implements Meta.
+// linkRecord is a repository's link to a blob: size (uvarint) and the
+// Unix time of the last upload or mount (varint), which garbage
+// collection's grace period counts from.
+func linkRecord(size int64, t time.Time) []byte {
+	b := binary.AppendUvarint(nil, uint64(size))
+	return binary.AppendVarint(b, t.Unix())
+}
+
+func decodeLinkRecord(v []byte) (size int64, linked time.Time) {
+	u, n := binary.Uvarint(v)
+	if n <= 0 {
+		return 0, time.Time{}
+	}
+	if t, k := binary.Varint(v[n:]); k > 0 {
+		linked = time.Unix(t, 0)
+	}
+	return int64(u), linked
+}
+
+// LinkBlob implements Meta. The blob must be stored: its global record is
+// written (marked) before its bytes are committed, and garbage collection
+// removes the record with the bytes, so a link never points at nothing.
 func (s *DB) LinkBlob(_ context.Context, repository string, d digest.Digest, size int64) error {
 	return s.writes.update(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket([]byte(bucketBlobs))
+		if blobs.Get([]byte(d)) == nil {
+			return ErrBlobUnknown
+		}
 		rb, err := createRepo(tx, repository)
 		if err != nil {
 			return err
 		}
-		if err := rb.links.Put([]byte(d), binary.AppendUvarint(nil, uint64(size))); err != nil {
+		now := time.Now()
+		if err := rb.links.Put([]byte(d), linkRecord(size, now)); err != nil {
 			return err
 		}
+		return blobs.Put([]byte(d), blobRecord(size, now))
+	})
+}
+
+// MarkBlob records that a blob is being stored or used now, which keeps
+// garbage collection from deleting its bytes for a grace period. The blob
+// store calls it before committing bytes.
+func (s *DB) MarkBlob(_ context.Context, d digest.Digest, size int64) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketBlobs)).Put([]byte(d), blobRecord(size, time.Now()))
 	})
 }
@@ -259,36 +294,41 @@ func (s *DB) DeleteManifest(_ context.Context, repository string, d digest.Diges
 		if !ok {
 			return ErrManifestUnknown
 		}
-		v := rb.manifests.Get([]byte(d))
-		if v == nil {
-			return ErrManifestUnknown
-		}
-		m, err := decodeManifest(d, v, false)
-		if err != nil {
-			return err
-		}
-		if err := rb.manifests.Delete([]byte(d)); err != nil {
-			return err
-		}
-		prefix := pairKey(string(d), "")
-		var tags [][]byte
-		c := rb.tagsByDigest.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			tags = append(tags, k)
-		}
-		for _, k := range tags {
-			if err := rb.tagsByDigest.Delete(k); err != nil {
-				return err
-			}
-			if err := rb.tags.Delete(k[len(prefix):]); err != nil {
-				return err
-			}
-		}
-		if m.Subject != "" {
-			return rb.referrers.Delete(pairKey(string(m.Subject), string(d)))
-		}
-		return nil
+		return deleteManifestTx(rb, d)
 	})
+}
+
+// deleteManifestTx removes a manifest, its tags and its referrers entry.
+func deleteManifestTx(rb repoBuckets, d digest.Digest) error {
+	v := rb.manifests.Get([]byte(d))
+	if v == nil {
+		return ErrManifestUnknown
+	}
+	m, err := decodeManifest(d, v, false)
+	if err != nil {
+		return err
+	}
+	if err := rb.manifests.Delete([]byte(d)); err != nil {
+		return err
+	}
+	prefix := pairKey(string(d), "")
+	var tags [][]byte
+	c := rb.tagsByDigest.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		tags = append(tags, append([]byte(nil), k...))
+	}
+	for _, k := range tags {
+		if err := rb.tagsByDigest.Delete(k); err != nil {
+			return err
+		}
+		if err := rb.tags.Delete(k[len(prefix):]); err != nil {
+			return err
+		}
+	}
+	if m.Subject != "" {
+		return rb.referrers.Delete(pairKey(string(m.Subject), string(d)))
+	}
+	return nil
 }
 
 // DeleteTag implements Meta.

@@ -35,6 +35,10 @@ func link(t testing.TB, db *DB, repo string, contents ...string) []digest.Digest
 	var out []digest.Digest
 	for _, c := range contents {
 		d := digest.FromString(c)
+		// The blob store marks a blob before committing it; LinkBlob needs that.
+		if err := db.MarkBlob(context.Background(), d, int64(len(c))); err != nil {
+			t.Fatal(err)
+		}
 		if err := db.LinkBlob(context.Background(), repo, d, int64(len(c))); err != nil {
 			t.Fatal(err)
 		}

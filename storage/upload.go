@@ -212,7 +212,7 @@ func (u *DiskUploads) Finish(ctx context.Context, repository, id string, d diges
 		f.Close()
 		return 0, ErrDigestMismatch
 	}
-	if err := u.blobs.commit(f, d); err != nil {
+	if err := u.blobs.commit(ctx, f, d, st.Size); err != nil {
 		return 0, err
 	}
 	if err := u.states.DeleteUpload(ctx, id); err != nil {

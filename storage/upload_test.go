@@ -38,7 +38,7 @@ func (f *uploadsFixture) open(t *testing.T) {
 	if f.db, err = OpenDB(filepath.Join(f.dir, "meta.db"), DBOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if f.blobs, err = NewDiskBlobs(f.dir); err != nil {
+	if f.blobs, err = NewDiskBlobs(f.dir, f.db); err != nil {
 		t.Fatal(err)
 	}
 	if f.uploads, err = NewDiskUploads(f.dir, f.blobs, f.db); err != nil {
