@@ -1,6 +1,8 @@
 package api
 
 import (
+	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -28,6 +30,11 @@ func (a *API) identities(w http.ResponseWriter, r *request) error {
 			}
 			return writeJSON(w, http.StatusOK, id)
 		case http.MethodPut:
+			if old, ok := snap.Identity(name); ok {
+				if err := r.needOwnerIfHoldsRoles(snap, old.PrincipalID, "changing an identity that holds roles needs Owner"); err != nil {
+					return err
+				}
+			}
 			in := struct {
 				Name    string `json:"name"`
 				Kind    string `json:"kind"`
@@ -49,6 +56,12 @@ func (a *API) identities(w http.ResponseWriter, r *request) error {
 			}
 			return created(w, isNew, id)
 		case http.MethodDelete:
+			if old, ok := snap.Identity(name); ok {
+				// Deleting it deletes its role assignments.
+				if err := r.needOwnerIfHoldsRoles(snap, old.PrincipalID, "deleting an identity that holds roles needs Owner"); err != nil {
+					return err
+				}
+			}
 			if err := a.dir.DeleteIdentity(r.Context(), name); err != nil {
 				return err
 			}
@@ -110,11 +123,12 @@ func (a *API) secrets(w http.ResponseWriter, r *request, name string) error {
 	return errcode.NotFound.New("no such endpoint")
 }
 
-// parseLifetime parses "90d", "12h", "30m" (Go durations plus days).
+// parseLifetime parses "90d", "12h", "30m" (Go durations plus days); it
+// refuses negative lifetimes and day counts a time.Duration cannot hold.
 func parseLifetime(s string) (time.Duration, error) {
 	if n := len(s); n > 1 && s[n-1] == 'd' {
 		d, err := time.ParseDuration(s[:n-1] + "h")
-		if err != nil {
+		if err != nil || d < 0 || d > math.MaxInt64/24 {
 			return 0, errInvalidLifetime
 		}
 		return d * 24, nil
@@ -126,7 +140,9 @@ func parseLifetime(s string) (time.Duration, error) {
 	return d, nil
 }
 
-var errInvalidLifetime = errcode.Invalid.New("a duration like 90d, 12h or 30m")
+// errInvalidLifetime is wrapped by the callers into an INVALID error
+// naming the field.
+var errInvalidLifetime = errors.New("not a duration like 90d, 12h or 30m")
 
 // federatedCredentials serves /identities/{name}/federated-credentials and
 // …/{fc} (GET, PUT, DELETE).
@@ -174,4 +190,21 @@ func (a *API) federatedCredentials(w http.ResponseWriter, r *request, identity s
 		return methodNotAllowed("GET, PUT, DELETE")
 	}
 	return errcode.NotFound.New("no such endpoint")
+}
+
+// needOwnerIfHoldsRoles asks for Owner when the principal holds a role
+// assignment: a Contributor may not change role assignments, nor the
+// identities that hold them (disabling or deleting an Owner, deleting
+// its assignments with it).
+func (r *request) needOwnerIfHoldsRoles(snap *auth.Snapshot, principalID, msg string) error {
+	if principalID == "" || r.caller.Level >= auth.LevelOwner {
+		return nil
+	}
+	for _, ra := range snap.RoleAssignments() {
+		if ra.PrincipalID == principalID {
+			return &errcode.Error{Code: errcode.Denied, Message: msg,
+				Detail: map[string]string{"stage": "authz", "reason": "NoRole"}}
+		}
+	}
+	return nil
 }
