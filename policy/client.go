@@ -57,18 +57,31 @@ func (ps Proxies) ClientAddress(peer netip.Addr, xff []string) netip.Addr {
 }
 
 // parseForwarded parses one X-Forwarded-For entry: an address, optionally
-// with a port ("192.0.2.1:8080", "[2001:db8::1]:8080").
+// with a port ("192.0.2.1:8080", "[2001:db8::1]:8080", "[2001:db8::1]").
+// The form is chosen by syntax first, so that a well-formed entry never
+// goes through a failed parse (a netip parse error allocates).
 func parseForwarded(s string) (netip.Addr, bool) {
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		return a.Unmap(), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Addr().Zone() == "" {
-		return ap.Addr().Unmap(), true
-	}
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Zone() == "" {
-			return a.Unmap(), true
+	var a netip.Addr
+	switch {
+	case s[0] == '[' && s[len(s)-1] == ']':
+		var err error
+		if a, err = netip.ParseAddr(s[1 : len(s)-1]); err != nil {
+			return netip.Addr{}, false
+		}
+	case s[0] == '[' || strings.Count(s, ":") == 1:
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		a = ap.Addr()
+	default:
+		var err error
+		if a, err = netip.ParseAddr(s); err != nil {
+			return netip.Addr{}, false
 		}
 	}
-	return netip.Addr{}, false
+	if a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }
