@@ -43,6 +43,7 @@ type tokenInfo struct {
 	scopes    []Scope // moat actions per resource
 	refresh   bool
 	expires   time.Time
+	audience  string // the audience it was verified for
 }
 
 // tokenIssuer signs and verifies moat's JWTs. Verified tokens are cached
@@ -110,7 +111,7 @@ func (t *tokenIssuer) verify(raw, audience string) (*tokenInfo, error) {
 	t.mu.RLock()
 	info := t.cache[raw]
 	t.mu.RUnlock()
-	if info != nil {
+	if info != nil && info.audience == audience {
 		if !now.Before(info.expires) {
 			return nil, errInvalidToken
 		}
@@ -140,7 +141,7 @@ func (t *tokenIssuer) verify(raw, audience string) (*tokenInfo, error) {
 	if c.Use != "" && c.Use != "refresh" {
 		return nil, errInvalidToken // a workload token is no registry token
 	}
-	info = &tokenInfo{refresh: c.Use == "refresh", expires: c.ExpiresAt.Time}
+	info = &tokenInfo{refresh: c.Use == "refresh", expires: c.ExpiresAt.Time, audience: audience}
 	switch c.Kind {
 	case "identity":
 		info.principal = Principal{Kind: IdentityPrincipal, Name: c.Name, ID: c.Subject}
