@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -52,6 +53,8 @@ type Options struct {
 	Keys *auth.KeyRing
 	// Jobs runs imports and tasks.
 	Jobs *jobs.Runner
+	// GC runs a garbage collection.
+	GC func(context.Context, storage.GCOptions) (storage.GCReport, error)
 	// Service is the registry's service name.
 	Service func() string
 	Logger  *slog.Logger
@@ -185,6 +188,8 @@ func (a *API) route(w http.ResponseWriter, r *request) error {
 		return a.importImage(w, r)
 	case "operations":
 		return a.operation(w, r)
+	case "gc":
+		return a.collectGarbage(w, r)
 	case "policy":
 		if len(r.seg) == 2 && r.seg[1] == "evaluate" {
 			return a.evaluate(w, r)

@@ -7,6 +7,7 @@ import (
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
 	"github.com/moat-registry/moat/jobs"
+	"github.com/moat-registry/moat/storage"
 )
 
 // importImage serves POST /import: 202 and the operation to poll.
@@ -123,4 +124,35 @@ func (a *API) tasks(w http.ResponseWriter, r *request) error {
 		return accepted(w, op)
 	}
 	return errcode.NotFound.New("no such endpoint")
+}
+
+// collectGarbage serves POST /gc: one garbage collection, answered with
+// its report.
+func (a *API) collectGarbage(w http.ResponseWriter, r *request) error {
+	if len(r.seg) != 1 {
+		return errcode.NotFound.New("no such endpoint")
+	}
+	if r.Method != http.MethodPost {
+		return methodNotAllowed("POST")
+	}
+	in := struct {
+		GracePeriod string `json:"gracePeriod"`
+		Untagged    bool   `json:"untagged"`
+		DryRun      bool   `json:"dryRun"`
+	}{GracePeriod: "1h"}
+	if err := decodeOptional(r, &in); err != nil {
+		return err
+	}
+	grace, err := parseLifetime(in.GracePeriod)
+	if err != nil {
+		return errcode.Invalid.New("gracePeriod: " + err.Error())
+	}
+	rep, err := a.opts.GC(r.Context(), storage.GCOptions{GracePeriod: grace, Untagged: in.Untagged, DryRun: in.DryRun})
+	if errors.Is(err, storage.ErrBusy) {
+		return errcode.Conflict.New(err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
 }

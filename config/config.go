@@ -52,6 +52,8 @@ type Config struct {
 	TLS TLSConfig `yaml:"tls"`
 	// Uploads holds settings of resumable uploads.
 	Uploads UploadsConfig `yaml:"uploads"`
+	// GC holds settings of online garbage collection.
+	GC GCConfig `yaml:"gc"`
 	// Log holds logging settings.
 	Log LogConfig `yaml:"log"`
 }
@@ -99,6 +101,18 @@ type UploadsConfig struct {
 	IdleTimeout Duration `yaml:"idleTimeout"`
 }
 
+// GCConfig holds settings of online garbage collection.
+type GCConfig struct {
+	// Interval runs a collection this often; 0 turns the schedule off
+	// (collections then run only on demand, `moat gc`).
+	Interval Duration `yaml:"interval"`
+	// GracePeriod protects blobs uploaded or linked this recently, so a
+	// push that has sent its layers but not yet its manifest loses nothing.
+	GracePeriod Duration `yaml:"gracePeriod"`
+	// Untagged also deletes manifests no tag names and nothing references.
+	Untagged bool `yaml:"untagged"`
+}
+
 // LogConfig holds logging settings.
 type LogConfig struct {
 	// Format is "text" or "json".
@@ -136,6 +150,7 @@ func Default() Config {
 		Registry:         RegistryConfig{MaxManifestSize: 4 << 20},
 		PrivateEndpoints: PrivateEndpointsConfig{AllowedAddresses: []string{"127.0.0.0/8", "::1/128"}},
 		Uploads:          UploadsConfig{IdleTimeout: Duration(24 * time.Hour)},
+		GC:               GCConfig{Interval: Duration(24 * time.Hour), GracePeriod: Duration(time.Hour)},
 		Log:              LogConfig{Format: "text", Level: "info"},
 	}
 }
@@ -345,6 +360,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.IdleTimeout <= 0 {
 		bad("uploads.idleTimeout", "must be positive")
+	}
+	if c.GC.Interval < 0 {
+		bad("gc.interval", "must not be negative")
+	}
+	if time.Duration(c.GC.GracePeriod) < time.Minute {
+		bad("gc.gracePeriod", "must be at least 1m: pushes in flight need time to send their manifest")
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -77,9 +77,11 @@ func TestValidate(t *testing.T) {
 		{"idleTimeout negative", func(c *config.Config) { c.Uploads.IdleTimeout = config.Duration(-time.Second) }, []string{"uploads.idleTimeout"}},
 		{"log format", func(c *config.Config) { c.Log.Format = "xml" }, []string{"log.format"}},
 		{"log level", func(c *config.Config) { c.Log.Level = "trace" }, []string{"log.level"}},
+		{"gc grace period too short", func(c *config.Config) { c.GC.GracePeriod = config.Duration(time.Second) }, []string{"gc.gracePeriod"}},
+		{"gc interval negative", func(c *config.Config) { c.GC.Interval = -1 }, []string{"gc.interval"}},
 		{"everything wrong", func(c *config.Config) {
 			*c = config.Config{Listen: "x", TrustedProxies: []string{"y"}, TLS: config.TLSConfig{Cert: "c"}}
-		}, []string{"listen", "data", "trustedProxies[0]", "tls", "registry.maxManifestSize", "uploads.idleTimeout", "log.format", "log.level"}},
+		}, []string{"listen", "data", "trustedProxies[0]", "tls", "registry.maxManifestSize", "uploads.idleTimeout", "gc.gracePeriod", "log.format", "log.level"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/policy"
+	"github.com/moat-registry/moat/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,6 +22,9 @@ type metrics struct {
 	bytesIn   *prometheus.CounterVec
 	bytesOut  *prometheus.CounterVec
 	inFlight  *prometheus.GaugeVec
+	gcRuns    *prometheus.CounterVec
+	gcBytes   prometheus.Counter
+	gcBlobs   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -51,7 +55,19 @@ func newMetrics() *metrics {
 		Name: "moat_http_requests_in_flight",
 		Help: "Requests being served, by route (upload and upload-start are uploads in flight).",
 	}, []string{"route"})
-	m.reg.MustRegister(m.decisions, m.requests, m.latency, m.bytesIn, m.bytesOut, m.inFlight)
+	m.gcRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moat_gc_runs_total",
+		Help: "Garbage collections by result (ok, error).",
+	}, []string{"result"})
+	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moat_gc_reclaimed_bytes_total",
+		Help: "Blob bytes deleted by garbage collection.",
+	})
+	m.gcBlobs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moat_gc_deleted_blobs_total",
+		Help: "Blobs deleted by garbage collection.",
+	})
+	m.reg.MustRegister(m.decisions, m.requests, m.latency, m.bytesIn, m.bytesOut, m.inFlight, m.gcRuns, m.gcBytes, m.gcBlobs)
 	return m
 }
 
@@ -72,4 +88,16 @@ func (m *metrics) observe(route, method string, code int, in, out int64, d time.
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) gc(rep storage.GCReport, err error) {
+	if err != nil {
+		m.gcRuns.WithLabelValues("error").Inc()
+		return
+	}
+	m.gcRuns.WithLabelValues("ok").Inc()
+	if !rep.DryRun {
+		m.gcBytes.Add(float64(rep.BytesReclaimed))
+		m.gcBlobs.Add(float64(rep.BlobsDeleted))
+	}
 }

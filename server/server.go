@@ -47,6 +47,7 @@ type Server struct {
 
 	service atomic.Pointer[string]
 	ready   atomic.Bool
+	gcMu    sync.Mutex
 
 	mu     sync.Mutex
 	public *http.Server
@@ -144,6 +145,7 @@ func (s *Server) open() error {
 		AllowedSources: adminSources,
 		Keys:           s.keys,
 		Jobs:           s.jobs,
+		GC:             s.CollectGarbage,
 		Service:        s.Service,
 		Logger:         s.log,
 	})
@@ -213,7 +215,11 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.public, s.ln = srv, ln
 	s.mu.Unlock()
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go func() {
+		defer s.wg.Done()
+		s.collectGarbage()
+	}()
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithCancel(context.Background())

@@ -23,6 +23,8 @@ var (
 	ErrNotFound          = errors.New("not found")
 	ErrUnsupportedDigest = errors.New("unsupported digest algorithm")
 	ErrClosed            = errors.New("storage closed")
+	// ErrBusy answers a garbage collection asked for while one runs.
+	ErrBusy = errors.New("a garbage collection is already running")
 )
 
 // MissingError reports a descriptor that a manifest references but that is

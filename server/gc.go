@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/moat-registry/moat/storage"
+)
+
+// CollectGarbage runs one garbage collection (one at a time).
+func (s *Server) CollectGarbage(ctx context.Context, opts storage.GCOptions) (storage.GCReport, error) {
+	if !s.gcMu.TryLock() {
+		return storage.GCReport{}, storage.ErrBusy
+	}
+	defer s.gcMu.Unlock()
+	rep, err := s.db.CollectGarbage(ctx, s.blobs, opts)
+	s.metrics.gc(rep, err)
+	if err != nil {
+		s.log.Error("garbage collection failed", "err", err)
+		return rep, err
+	}
+	s.log.Info("garbage collection", "dryRun", rep.DryRun, "manifestsDeleted", rep.ManifestsDeleted, "linksRemoved", rep.LinksRemoved,
+		"blobsDeleted", rep.BlobsDeleted, "bytesReclaimed", rep.BytesReclaimed, "duration", rep.Finished.Sub(rep.Started))
+	return rep, nil
+}
+
+// collectGarbage runs the scheduled collections until the server stops.
+func (s *Server) collectGarbage() {
+	every := time.Duration(s.cfg.GC.Interval)
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-s.stop:
+				case <-ctx.Done():
+				}
+				cancel()
+			}()
+			_, _ = s.CollectGarbage(ctx, storage.GCOptions{GracePeriod: time.Duration(s.cfg.GC.GracePeriod), Untagged: s.cfg.GC.Untagged})
+			cancel()
+		}
+	}
+}
