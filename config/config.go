@@ -54,6 +54,8 @@ type Config struct {
 	Uploads UploadsConfig `yaml:"uploads"`
 	// GC holds settings of online garbage collection.
 	GC GCConfig `yaml:"gc"`
+	// Limits protect the server from overload and oversized requests.
+	Limits LimitsConfig `yaml:"limits"`
 	// Log holds logging settings.
 	Log LogConfig `yaml:"log"`
 }
@@ -111,6 +113,21 @@ type GCConfig struct {
 	GracePeriod Duration `yaml:"gracePeriod"`
 	// Untagged also deletes manifests no tag names and nothing references.
 	Untagged bool `yaml:"untagged"`
+}
+
+// LimitsConfig protects the server. Zero turns a limit off.
+type LimitsConfig struct {
+	// Rate is the sustained number of data-plane requests per second
+	// allowed from one client address; over it, requests get 429
+	// TOOMANYREQUESTS with Retry-After.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many requests above Rate one client may send at once.
+	Burst int `yaml:"burst"`
+	// MaxConcurrentUploads bounds the upload requests (blob POST, PATCH,
+	// PUT with a body) served at once; more get 429 with Retry-After.
+	MaxConcurrentUploads int `yaml:"maxConcurrentUploads"`
+	// MaxBlobSize bounds one blob in bytes; larger uploads get 413.
+	MaxBlobSize int64 `yaml:"maxBlobSize"`
 }
 
 // LogConfig holds logging settings.
@@ -299,6 +316,12 @@ func setFromString(v reflect.Value, s string) error {
 			return fmt.Errorf("%q is not an integer", s)
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		v.SetFloat(f)
 	case reflect.Slice:
 		var items []string
 		for it := range strings.SplitSeq(s, ",") {
@@ -360,6 +383,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.IdleTimeout <= 0 {
 		bad("uploads.idleTimeout", "must be positive")
+	}
+	if c.Limits.Rate < 0 {
+		bad("limits.rate", "must not be negative")
+	}
+	if c.Limits.Burst < 0 || (c.Limits.Rate > 0 && c.Limits.Burst == 0) {
+		bad("limits.burst", "must be positive when limits.rate is set")
+	}
+	if c.Limits.MaxConcurrentUploads < 0 {
+		bad("limits.maxConcurrentUploads", "must not be negative")
+	}
+	if c.Limits.MaxBlobSize < 0 {
+		bad("limits.maxBlobSize", "must not be negative")
 	}
 	if c.GC.Interval < 0 {
 		bad("gc.interval", "must not be negative")

@@ -51,6 +51,8 @@ type Options struct {
 	RelaxIndexReferences bool
 	// MaxManifestSize bounds a manifest body (default 4 MiB).
 	MaxManifestSize int64
+	// MaxBlobSize bounds one blob (0: no limit); larger uploads get 413.
+	MaxBlobSize int64
 	// Logger receives server-side failures (default slog.Default()).
 	Logger *slog.Logger
 	// OnEvent, when set, is called after every successful push or delete.
@@ -256,6 +258,8 @@ func mapError(err error) *errcode.Error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// The request body ended before its Content-Length.
 		return errcode.SizeInvalid.Wrap(err)
+	case errors.Is(err, errBlobTooLarge):
+		return errcode.TooLarge.New(errBlobTooLarge.Error())
 	case errors.Is(err, context.Canceled):
 		return errcode.BlobUploadInvalid.New("request cancelled")
 	}

@@ -70,7 +70,11 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 		if err != nil {
 			return err
 		}
-		size, err := reg.blobs.Put(ctx, d, r.Body, r.ContentLength)
+		body, err := reg.capBody(r.Body, r.ContentLength, 0)
+		if err != nil {
+			return err
+		}
+		size, err := reg.blobs.Put(ctx, d, body, r.ContentLength)
 		if err != nil {
 			return err
 		}
@@ -147,6 +151,15 @@ func (reg *Registry) appendBody(r *http.Request, rt Route) (storage.Upload, erro
 		offset = start
 		body = io.LimitReader(r.Body, end-start+1)
 	}
+	if reg.opts.MaxBlobSize > 0 {
+		cur, err := reg.uploads.Get(ctx, rt.Repository, rt.Reference)
+		if err != nil {
+			return storage.Upload{}, err
+		}
+		if body, err = reg.capBody(body, r.ContentLength, cur.Size); err != nil {
+			return cur, err
+		}
+	}
 	up, err := reg.uploads.Append(ctx, rt.Repository, rt.Reference, offset, body)
 	if errors.Is(err, storage.ErrOffsetMismatch) {
 		h := errcode.RangeInvalid.New("chunk does not continue the upload")
@@ -201,4 +214,45 @@ func (reg *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt Rou
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+var errBlobTooLarge = errors.New("blob larger than the registry allows")
+
+// capBody bounds what a body of declared length may add to a blob that
+// already holds have bytes (limits.maxBlobSize): a declared length over
+// the bound is refused at once, a stream fails when it crosses it.
+func (reg *Registry) capBody(body io.Reader, declared, have int64) (io.Reader, error) {
+	limit := reg.opts.MaxBlobSize
+	if limit <= 0 {
+		return body, nil
+	}
+	if have+declared > limit {
+		return nil, tooLarge(limit)
+	}
+	return &cappedReader{r: body, left: limit - have}, nil
+}
+
+func tooLarge(limit int64) error {
+	return errcode.TooLarge.New("blobs are limited to " + strconv.FormatInt(limit, 10) + " bytes")
+}
+
+// cappedReader fails with errBlobTooLarge once more than left bytes came.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errBlobTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n - 1, errBlobTooLarge
+	}
+	return n, err
 }

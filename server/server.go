@@ -128,6 +128,7 @@ func (s *Server) open() error {
 	regOpts := registry.Options{
 		RelaxIndexReferences: cfg.Registry.RelaxIndexReferences,
 		MaxManifestSize:      cfg.Registry.MaxManifestSize,
+		MaxBlobSize:          cfg.Limits.MaxBlobSize,
 		Logger:               s.log,
 	}
 	s.inproc = newInproc(registry.New(s.db, s.blobs, s.uploads, s.guard.InternalAuthorizer(), regOpts))
@@ -150,7 +151,7 @@ func (s *Server) open() error {
 		Logger:         s.log,
 	})
 	reg := registry.New(s.db, s.blobs, s.uploads, s.guard, regOpts)
-	s.handler = s.observe(s.routes(reg, admin))
+	s.handler = s.observe(newLimiter(s).wrap(s.routes(reg, admin)))
 	return nil
 }
 
