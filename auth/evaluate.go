@@ -102,9 +102,12 @@ type Caller struct {
 func (g *Guard) AuthenticateAdmin(r *http.Request) (Caller, error) {
 	snap := g.dir.Snapshot()
 	creds := readCredentials(r)
-	p, _, ok := g.authenticate(snap, creds)
+	client := g.ClientAddress(r)
+	p, _, ok, err := g.authenticateFrom(snap, creds, client)
+	if err != nil {
+		return Caller{}, err
+	}
 	if !ok || p.Kind == Anonymous {
-		client := g.ClientAddress(r)
 		v := verdict{kind: verdictInvalid, decision: policy.Decision{Stage: policy.StageAuthn, Reason: policy.ReasonInvalidCredentials}}
 		if creds.kind == credNone {
 			v.decision.Reason = policy.ReasonNotAuthenticated

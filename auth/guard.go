@@ -30,18 +30,22 @@ type GuardOptions struct {
 	// IssuerURL is the OIDC issuer of the workload tokens moat issues for
 	// its tasks (config publicURL, or the public listener's URL).
 	IssuerURL func() string
+	// AuthFailuresPerMinute throttles password guessing per client address
+	// (0: no throttle).
+	AuthFailuresPerMinute int
 }
 
 // Guard is the data plane's pipeline after routing (SPEC §2): listener,
 // client address, network decision, authentication, authorization. It
 // implements registry.Authorizer and serves the token endpoints.
 type Guard struct {
-	dir    *Directory
-	tokens *tokenIssuer
-	oidc   oidcKeys
-	verify verifyCache
-	opts   GuardOptions
-	now    func() time.Time
+	dir      *Directory
+	tokens   *tokenIssuer
+	oidc     oidcKeys
+	failures failureCounter
+	verify   verifyCache
+	opts     GuardOptions
+	now      func() time.Time
 }
 
 // NewGuard builds the pipeline over the directory and key ring.
@@ -49,7 +53,7 @@ func NewGuard(dir *Directory, keys *KeyRing, opts GuardOptions) *Guard {
 	if opts.Issuer == "" {
 		opts.Issuer = "moat"
 	}
-	g := &Guard{dir: dir, opts: opts, now: time.Now}
+	g := &Guard{dir: dir, opts: opts, now: time.Now, failures: failureCounter{max: opts.AuthFailuresPerMinute}}
 	g.oidc = oidcKeys{client: newFetchClient(), now: func() time.Time { return g.now() }}
 	g.tokens = &tokenIssuer{keys: keys, issuer: opts.Issuer, now: func() time.Time { return g.now() }}
 	return g
@@ -319,7 +323,10 @@ func (g *Guard) Authorize(r *http.Request, need []Scope) (Grant, error) {
 		return nil, g.answer(r, snap, v, endpoint, client, Principal{}, need)
 	}
 	creds := readCredentials(r)
-	p, tok, ok := g.authenticate(snap, creds)
+	p, tok, ok, err := g.authenticateFrom(snap, creds, client)
+	if err != nil {
+		return nil, err
+	}
 	v := decide(snap, requestFacts{
 		network:   nd,
 		presented: creds.kind != credNone,

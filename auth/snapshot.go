@@ -209,18 +209,21 @@ func (s *Snapshot) authenticateBasic(cache *verifyCache, username, password stri
 		}
 		return Principal{}, false
 	}
-	if t := s.tokens[username]; t != nil {
-		if t.rec.Status != TokenEnabled {
-			return Principal{}, false
+	t := s.tokens[username]
+	if t == nil {
+		spendBcrypt(password) // an unknown username costs what a known one does
+		return Principal{}, false
+	}
+	if t.rec.Status != TokenEnabled {
+		return Principal{}, false
+	}
+	for i := range t.rec.Passwords {
+		pw := &t.rec.Passwords[i]
+		if pw.ExpiresAt != nil && !now.Before(*pw.ExpiresAt) {
+			continue
 		}
-		for i := range t.rec.Passwords {
-			pw := &t.rec.Passwords[i]
-			if pw.ExpiresAt != nil && !now.Before(*pw.ExpiresAt) {
-				continue
-			}
-			if cache.check(username, password, pw.Hash, now) {
-				return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: "token:" + t.rec.Name}, true
-			}
+		if cache.check(username, password, pw.Hash, now) {
+			return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: "token:" + t.rec.Name}, true
 		}
 	}
 	return Principal{}, false

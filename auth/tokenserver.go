@@ -94,7 +94,10 @@ func (g *Guard) tokenGet(w http.ResponseWriter, r *http.Request) error {
 	if creds.kind == credBearer || creds.kind == credMalformed {
 		return g.tokenUnauthorized(r, tc, "use Basic authentication or no credentials")
 	}
-	p, _, ok := g.authenticate(tc.snap, creds)
+	p, _, ok, err := g.authenticateFrom(tc.snap, creds, tc.client)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		if !tc.network.Allowed {
 			return g.denyToken(tc)
@@ -121,7 +124,11 @@ func (g *Guard) tokenPost(w http.ResponseWriter, r *http.Request) error {
 	switch f.Get("grant_type") {
 	case "password":
 		var ok bool
-		p, _, ok = g.authenticate(tc.snap, credentials{kind: credBasic, user: f.Get("username"), pass: f.Get("password")})
+		var err error
+		p, _, ok, err = g.authenticateFrom(tc.snap, credentials{kind: credBasic, user: f.Get("username"), pass: f.Get("password")}, tc.client)
+		if err != nil {
+			return err
+		}
 		if !ok || f.Get("username") == "" {
 			if !tc.network.Allowed {
 				return g.denyToken(tc)

@@ -128,6 +128,9 @@ type LimitsConfig struct {
 	MaxConcurrentUploads int `yaml:"maxConcurrentUploads"`
 	// MaxBlobSize bounds one blob in bytes; larger uploads get 413.
 	MaxBlobSize int64 `yaml:"maxBlobSize"`
+	// AuthFailuresPerMinute is how many wrong passwords one client address
+	// may send in a minute before its password attempts get 429.
+	AuthFailuresPerMinute int `yaml:"authFailuresPerMinute"`
 }
 
 // LogConfig holds logging settings.
@@ -168,6 +171,7 @@ func Default() Config {
 		PrivateEndpoints: PrivateEndpointsConfig{AllowedAddresses: []string{"127.0.0.0/8", "::1/128"}},
 		Uploads:          UploadsConfig{IdleTimeout: Duration(24 * time.Hour)},
 		GC:               GCConfig{Interval: Duration(24 * time.Hour), GracePeriod: Duration(time.Hour)},
+		Limits:           LimitsConfig{AuthFailuresPerMinute: 10},
 		Log:              LogConfig{Format: "text", Level: "info"},
 	}
 }
@@ -392,6 +396,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConcurrentUploads < 0 {
 		bad("limits.maxConcurrentUploads", "must not be negative")
+	}
+	if c.Limits.AuthFailuresPerMinute < 0 {
+		bad("limits.authFailuresPerMinute", "must not be negative")
 	}
 	if c.Limits.MaxBlobSize < 0 {
 		bad("limits.maxBlobSize", "must not be negative")

@@ -113,6 +113,8 @@ func (s *Server) open() error {
 		Auditor:        s.auditor,
 		Issuer:         issuer(cfg),
 		IssuerURL:      s.IssuerURL,
+
+		AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute,
 	})
 	if cfg.TLS.Enabled() {
 		host, _, _ := net.SplitHostPort(cfg.Listen)
