@@ -28,6 +28,7 @@ type comparison struct {
 	progress *os.File
 	results  []Result
 	procs    map[string]*Process // the main instances by subject
+	quiet    *quietGate
 }
 
 func runCompare(ctx context.Context, args []string) error {
@@ -71,6 +72,7 @@ func runCompare(ctx context.Context, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	c := &comparison{opts: opts, moatBin: *moatBin, distBin: *distBin, dir: dir, progress: os.Stderr, procs: map[string]*Process{}}
+	c.quiet = &quietGate{maxBusy: opts.MaxBusy, maxWait: opts.MaxWait, log: c.logf}
 	defer c.stopAll()
 	start := time.Now()
 	if err := c.run(ctx); err != nil {
@@ -122,7 +124,7 @@ func (c *comparison) run(ctx context.Context) error {
 		}
 		targets = append(targets, &Target{Name: subject, Client: cl})
 	}
-	suite := &Suite{Bench: c.bench, Targets: targets, Workdir: c.dir, Progress: c.progress}
+	suite := &Suite{Bench: c.bench, Targets: targets, Workdir: c.dir, Progress: c.progress, Quiet: c.quiet}
 	suite.AfterPushSmall = func(t *Target, res *Result) {
 		if kb, err := c.procs[t.Name].StatusKB("VmHWM"); err == nil {
 			res.add("peak RSS", "MB", kbToMB(kb), false)
@@ -214,6 +216,7 @@ func (c *comparison) startupEmpty() error {
 	for rep := range c.opts.StartupReps {
 		for i := range subjects {
 			subject := subjects[(i+rep)%len(subjects)]
+			c.quiet.wait()
 			data := fmt.Sprintf("%s-startup-%d", subject, rep)
 			p, err := c.start(subject, data, false, "")
 			if err != nil {
@@ -248,6 +251,10 @@ func (c *comparison) startupStored() error {
 	for rep := range reps {
 		for i := range subjects {
 			subject := subjects[(i+rep)%len(subjects)]
+			if err := c.procs[subject].Stop(); err != nil {
+				return err
+			}
+			c.quiet.wait()
 			p, err := c.procs[subject].Restart()
 			if err != nil {
 				return err

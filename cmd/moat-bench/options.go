@@ -27,6 +27,8 @@ type Options struct {
 	PageReps     int           `json:"pageReps"`
 	StartupReps  int           `json:"startupReps"`
 	PolicyRounds int           `json:"policyRounds"`
+	MaxBusy      float64       `json:"maxBusy"`
+	MaxWait      time.Duration `json:"maxWait"`
 	Quick        bool          `json:"quick"`
 }
 
@@ -46,6 +48,8 @@ func DefaultOptions() Options {
 		PageReps:     20,
 		StartupReps:  5,
 		PolicyRounds: 2,
+		MaxBusy:      0.25,
+		MaxWait:      3 * time.Minute,
 	}
 }
 
@@ -64,6 +68,7 @@ func QuickOptions() Options {
 	o.PageReps = 5
 	o.StartupReps = 2
 	o.PolicyRounds = 1
+	o.MaxWait = 5 * time.Second
 	return o
 }
 
@@ -108,13 +113,15 @@ func bindOptions(fs *flag.FlagSet) *optionFlags {
 	fs.DurationVar(&f.o.Duration, "duration", f.o.Duration, "how long head-manifest runs")
 	fs.Var(&f.large, "large-size", "size of the large blob (e.g. 1GiB, 64MiB)")
 	fs.Var(&f.chunk, "chunk-size", "PATCH size of the chunked large push")
-	fs.IntVar(&f.o.LargePulls, "large-pulls", f.o.LargePulls, "pulls of the large blob (the median counts)")
+	fs.IntVar(&f.o.LargePulls, "large-pulls", f.o.LargePulls, "pulls of the large blob and writes of the fsync ceiling (the median counts)")
 	fs.IntVar(&f.o.Tags, "tags", f.o.Tags, "tags of the large tags-list repository")
 	fs.IntVar(&f.o.TagsSmall, "tags-small", f.o.TagsSmall, "tags of the small tags-list repository (0: none)")
 	fs.IntVar(&f.o.ListReps, "list-reps", f.o.ListReps, "whole tag lists timed per repository")
 	fs.IntVar(&f.o.PageReps, "page-reps", f.o.PageReps, "first and middle pages of 100 timed per repository")
 	fs.IntVar(&f.o.StartupReps, "startup-reps", f.o.StartupReps, "startups timed per registry")
 	fs.IntVar(&f.o.PolicyRounds, "policy-rounds", f.o.PolicyRounds, "rounds of the policy on/off comparison")
+	fs.Float64Var(&f.o.MaxBusy, "max-busy", f.o.MaxBusy, "before each run, wait while other work keeps more than this fraction of the CPUs busy (0: never wait)")
+	fs.DurationVar(&f.o.MaxWait, "max-wait", f.o.MaxWait, "longest wait for a quiet machine before a run")
 	fs.BoolVar(&f.o.Quick, "quick", false, "small sizes: the whole compare takes under a minute (CI smoke)")
 	return f
 }
@@ -143,6 +150,9 @@ func (f *optionFlags) options() (Options, error) {
 		}
 		if !set["large-size"] {
 			o.LargeSize = q.LargeSize
+		}
+		if !set["max-wait"] {
+			o.MaxWait = q.MaxWait
 		}
 		if !set["chunk-size"] {
 			o.ChunkSize = q.ChunkSize

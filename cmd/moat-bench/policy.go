@@ -60,7 +60,13 @@ func (c *comparison) policy(ctx context.Context) ([]Result, error) {
 	for round := range c.opts.PolicyRounds {
 		for i := range targets {
 			t := targets[(i+round)%len(targets)]
-			for _, res := range []Result{c.bench.HeadManifest(ctx, t, c.opts.Concurrency), c.bench.PullSmall(ctx, t)} {
+			busy := c.quiet.wait()
+			head := c.bench.HeadManifest(ctx, t, c.opts.Concurrency)
+			head.BusyBefore = busy
+			busy = c.quiet.wait()
+			pull := c.bench.PullSmall(ctx, t)
+			pull.BusyBefore = busy
+			for _, res := range []Result{head, pull} {
 				res.Scenario = "policy: " + res.Scenario
 				res.Load1 = load1()
 				fmt.Fprintln(c.progress, progressLine(res))

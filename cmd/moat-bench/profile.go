@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"syscall"
 	"time"
@@ -68,10 +69,11 @@ func serveMoat(args []string) error {
 }
 
 // profileControl answers POST /cpu/start?file=, POST /cpu/stop,
-// POST /heap?file= and GET /mem (VmRSS, VmHWM and the Go heap in bytes).
+// POST /trace/start?file=, POST /trace/stop, POST /heap?file= and
+// GET /mem (VmRSS, VmHWM and the Go heap in bytes).
 func profileControl() http.Handler {
 	var mu sync.Mutex
-	var cpu *os.File
+	var cpu, tr *os.File
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -96,6 +98,25 @@ func profileControl() http.Handler {
 			pprof.StopCPUProfile()
 			err = cpu.Close()
 			cpu = nil
+		case "/trace/start":
+			if tr != nil {
+				err = errors.New("a trace is running")
+				break
+			}
+			if tr, err = os.Create(r.URL.Query().Get("file")); err == nil {
+				if err = trace.Start(tr); err != nil {
+					tr.Close()
+					tr = nil
+				}
+			}
+		case "/trace/stop":
+			if tr == nil {
+				err = errors.New("no trace is running")
+				break
+			}
+			trace.Stop()
+			err = tr.Close()
+			tr = nil
 		case "/heap":
 			runtime.GC()
 			var f *os.File
@@ -121,10 +142,12 @@ func profileControl() http.Handler {
 	})
 }
 
-// profiler asks a serve-moat child for one CPU profile per phase.
+// profiler asks a serve-moat child for one CPU profile (and with trace,
+// one execution trace) per phase.
 type profiler struct {
 	control string // base URL of the control listener
 	dir     string
+	trace   bool
 	files   []string
 	errs    []error
 }
@@ -150,12 +173,25 @@ func (p *profiler) Start(name string) {
 		return
 	}
 	p.files = append(p.files, file)
+	if p.trace {
+		file := filepath.Join(p.dir, name+".trace")
+		if err := p.post("/trace/start?file=" + url.QueryEscape(file)); err != nil {
+			p.errs = append(p.errs, err)
+			return
+		}
+		p.files = append(p.files, file)
+	}
 }
 
 // Stop implements Phases.
 func (p *profiler) Stop(string) {
 	if err := p.post("/cpu/stop"); err != nil {
 		p.errs = append(p.errs, err)
+	}
+	if p.trace {
+		if err := p.post("/trace/stop"); err != nil {
+			p.errs = append(p.errs, err)
+		}
 	}
 }
 
@@ -167,6 +203,7 @@ func runProfile(ctx context.Context, args []string) error {
 	of := bindOptions(fs)
 	outDir := fs.String("out-dir", filepath.Join("bench", "results", "profiles"), "where the profiles go")
 	policy := fs.Bool("policy", false, "moat with --dev=false, bearer tokens and 100 ip rules")
+	withTrace := fs.Bool("trace", false, "also an execution trace per phase (go tool trace -pprof=syscall shows time blocked in syscalls such as fsync)")
 	workdir := fs.String("workdir", "", "where the temp dir goes (default $TMPDIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -236,7 +273,7 @@ func runProfile(ctx context.Context, args []string) error {
 		return err
 	}
 	defer bench.Close()
-	prof := &profiler{control: "http://" + caddr, dir: *outDir}
+	prof := &profiler{control: "http://" + caddr, dir: *outDir, trace: *withTrace}
 	bench.Phases = prof
 	suite := &Suite{Bench: bench, Targets: []*Target{{Name: subjectMoat, Client: c}}, Workdir: dir, Progress: os.Stderr}
 	results := suite.Run(ctx)

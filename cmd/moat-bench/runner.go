@@ -27,9 +27,11 @@ type Result struct {
 	Seconds      float64  `json:"seconds"`
 	Latency      *Summary `json:"latency,omitempty"`
 	Metrics      []Metric `json:"metrics"`
-	// Load1 is the machine's 1-minute load average when the run ended:
+	// BusyBefore is the fraction of the CPUs other work kept busy just
+	// before the run, and Load1 the 1-minute load average after it:
 	// other work on the machine skews a figure.
-	Load1 float64 `json:"load1,omitempty"`
+	BusyBefore float64 `json:"busyBefore"`
+	Load1      float64 `json:"load1,omitempty"`
 }
 
 // Metric returns the named metric's value (0 when absent).

@@ -30,6 +30,9 @@ type Suite struct {
 	AfterPushSmall func(t *Target, res *Result)
 	// Progress receives a line per result.
 	Progress io.Writer
+	// Quiet, when set, holds each run back while other work keeps the
+	// machine busy.
+	Quiet *quietGate
 
 	results []Result
 }
@@ -44,7 +47,9 @@ func (s *Suite) Run(ctx context.Context) []Result {
 	do := func(runs []subjectRun) {
 		for i := range runs {
 			run := runs[(i+step)%len(runs)]
+			busy := s.Quiet.wait()
 			for _, r := range run(ctx) {
+				r.BusyBefore = busy
 				s.record(r)
 			}
 		}
@@ -84,7 +89,7 @@ func (s *Suite) Run(ctx context.Context) []Result {
 		runs := perTarget(func(ctx context.Context, t *Target) Result { return b.PushLarge(ctx, t, false) })
 		if ceilings {
 			runs = append(runs, func(context.Context) []Result {
-				return []Result{FsyncCeiling(s.Workdir, b.large), HashRate(b.large.Size())}
+				return []Result{FsyncCeiling(s.Workdir, b.large, o.LargePulls), HashRate(b.large.Size())}
 			})
 		}
 		do(runs)
@@ -120,7 +125,7 @@ func progressLine(r Result) string {
 	for _, m := range r.Metrics {
 		fmt.Fprintf(&b, " %s=%s", m.Name, formatValue(m.Value))
 	}
-	fmt.Fprintf(&b, " errors=%d load=%.1f", r.Errors, r.Load1)
+	fmt.Fprintf(&b, " errors=%d busy-before=%.0f%% load=%.1f", r.Errors, 100*r.BusyBefore, r.Load1)
 	if len(r.ErrorSamples) > 0 {
 		fmt.Fprintf(&b, " first error: %s", r.ErrorSamples[0])
 	}
