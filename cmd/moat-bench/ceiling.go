@@ -156,10 +156,10 @@ func HashRate(size int64) Result {
 }
 
 // PullCeiling GETs the ceiling server's /blob like pull-large does.
-func (b *Bench) PullCeiling(ctx context.Context, c *Client) Result {
+func (b *Bench) PullCeiling(ctx context.Context, t *Target) Result {
 	res := Result{Scenario: "pull-large", Subject: ceilingPull}
-	return b.pullLarge(ctx, res, func(ctx context.Context) error {
-		return c.getVerified(ctx, "", "/blob", b.large.Digest, b.large.Size())
+	return b.pullLarge(ctx, t, res, func(ctx context.Context) error {
+		return t.Client.getVerified(ctx, "", "/blob", b.large.Digest, b.large.Size())
 	})
 }
 

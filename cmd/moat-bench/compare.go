@@ -122,7 +122,7 @@ func (c *comparison) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		targets = append(targets, &Target{Name: subject, Client: cl})
+		targets = append(targets, &Target{Name: subject, Client: cl, Proc: p})
 	}
 	suite := &Suite{Bench: c.bench, Targets: targets, Workdir: c.dir, Progress: c.progress, Quiet: c.quiet}
 	suite.AfterPushSmall = func(t *Target, res *Result) {
@@ -139,6 +139,7 @@ func (c *comparison) run(ctx context.Context) error {
 		if suite.Ceiling, err = NewClient(p.URL, 16, "", ""); err != nil {
 			return err
 		}
+		suite.CeilingProc = p
 	}
 	c.logf("load scenarios, interleaved")
 	c.results = append(c.results, suite.Run(ctx)...)

@@ -50,7 +50,7 @@ func (c *comparison) policy(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := []*Target{{Name: subjectPolicyOff, Client: offClient}, {Name: subjectPolicyOn, Client: onClient}}
+	targets := []*Target{{Name: subjectPolicyOff, Client: offClient, Proc: off}, {Name: subjectPolicyOn, Client: onClient, Proc: on}}
 	for _, t := range targets {
 		if err := c.bench.seedSmall(ctx, t); err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)

@@ -275,7 +275,7 @@ func runProfile(ctx context.Context, args []string) error {
 	defer bench.Close()
 	prof := &profiler{control: "http://" + caddr, dir: *outDir, trace: *withTrace}
 	bench.Phases = prof
-	suite := &Suite{Bench: bench, Targets: []*Target{{Name: subjectMoat, Client: c}}, Workdir: dir, Progress: os.Stderr}
+	suite := &Suite{Bench: bench, Targets: []*Target{{Name: subjectMoat, Client: c, Proc: p}}, Workdir: dir, Progress: os.Stderr}
 	results := suite.Run(ctx)
 	heap := filepath.Join(*outDir, "heap-after.pprof")
 	if err := prof.post("/heap?file=" + url.QueryEscape(heap)); err == nil {

@@ -231,7 +231,7 @@ func (r *Report) printCeilings(w io.Writer, subjects []string) {
 			for _, s := range subjects {
 				line += "\t" + s + "\t" + s + "/ceiling"
 			}
-			fmt.Fprintln(tw, line)
+			fmt.Fprintln(tw, line+"\tserver CPU/op (µs): ceiling, "+strings.Join(subjects, ", "))
 			header = true
 		}
 		line := fmt.Sprintf("%s\t%s\t%s %s", sc, strings.TrimPrefix(ceiling, "ceiling: "), formatValue(m.Value), m.Unit)
@@ -239,7 +239,15 @@ func (r *Report) printCeilings(w io.Writer, subjects []string) {
 			v, ok := r.value(sc, s, m.Name)
 			line += "\t" + cell(v, ok) + "\t" + percent(v, m.Value, ok)
 		}
-		fmt.Fprintln(tw, line)
+		var cpu []string
+		if v, ok := c.Metric("server CPU/op"); ok {
+			cpu = append(cpu, formatValue(v))
+			for _, s := range subjects {
+				v, ok := r.value(sc, s, "server CPU/op")
+				cpu = append(cpu, cell(v, ok))
+			}
+		}
+		fmt.Fprintln(tw, line+"\t"+strings.Join(cpu, ", "))
 	}
 	if h := r.find("push-large", hashing); h != nil && len(h.Metrics) > 0 {
 		fmt.Fprintf(tw, "push-large\tsha256 (this CPU, from memory)\t%s MB/s\n", formatValue(h.Metrics[0].Value))

@@ -21,6 +21,9 @@ func repoTags(n int) string { return fmt.Sprintf("bench/tags-%d", n) }
 type Target struct {
 	Name   string
 	Client *Client
+	// Proc is the server's process when the bench started it: its CPU
+	// time is measured.
+	Proc *Process
 
 	smallSeeded bool
 	largePushed bool
@@ -82,6 +85,33 @@ func (b *Bench) Close() {
 	}
 }
 
+// serverCPU starts measuring the server's CPU time; the function it
+// returns reports the time used since (false without a process).
+func (t *Target) serverCPU() func() (time.Duration, bool) {
+	if t.Proc == nil {
+		return func() (time.Duration, bool) { return 0, false }
+	}
+	before, err := t.Proc.CPUTime()
+	return func() (time.Duration, bool) {
+		after, err2 := t.Proc.CPUTime()
+		return after - before, err == nil && err2 == nil
+	}
+}
+
+// addCPUPerOp adds the server's CPU time per successful operation.
+func addCPUPerOp(res *Result, cpu func() (time.Duration, bool), ops int) {
+	if d, ok := cpu(); ok && ops > 0 {
+		res.add("server CPU/op", "µs", float64(d.Microseconds())/float64(ops), false)
+	}
+}
+
+// addCPU adds the server's CPU time.
+func addCPU(res *Result, cpu func() (time.Duration, bool)) {
+	if d, ok := cpu(); ok {
+		res.add("server CPU", "s", d.Seconds(), false)
+	}
+}
+
 // pushImage pushes the config and layer (POST + monolithic PUT each) and
 // then the manifest by tag.
 func pushImage(ctx context.Context, c *Client, repo string, img *smallImage) error {
@@ -120,12 +150,15 @@ func (b *Bench) PushSmall(ctx context.Context, t *Target) Result {
 	res := Result{Scenario: "push-small", Subject: t.Name}
 	var errs errorLog
 	done := b.phase("push-small")
+	cpu := t.serverCPU()
 	r := runN(ctx, b.opts.Concurrency, len(b.images), &errs, func(ctx context.Context, i int) error {
 		return pushImage(ctx, t.Client, repoSmall, &b.images[i])
 	})
 	done()
 	t.smallSeeded = true
-	return b.imagesResult(res, r, &errs)
+	res = b.imagesResult(res, r, &errs)
+	addCPUPerOp(&res, cpu, len(r.lat))
+	return res
 }
 
 func (b *Bench) imagesResult(res Result, r run, errs *errorLog) Result {
@@ -162,11 +195,14 @@ func (b *Bench) PullSmall(ctx context.Context, t *Target) Result {
 	}
 	var errs errorLog
 	done := b.phase("pull-small")
+	cpu := t.serverCPU()
 	r := runN(ctx, b.opts.Concurrency, len(b.images), &errs, func(ctx context.Context, i int) error {
 		return pullImage(ctx, t.Client, repoSmall, &b.images[i])
 	})
 	done()
-	return b.imagesResult(res, r, &errs)
+	res = b.imagesResult(res, r, &errs)
+	addCPUPerOp(&res, cpu, len(r.lat))
+	return res
 }
 
 // HeadManifest HEADs the first small image's manifest by tag for
@@ -179,6 +215,7 @@ func (b *Bench) HeadManifest(ctx context.Context, t *Target, conc int) Result {
 	img := &b.images[0]
 	var errs errorLog
 	done := b.phase(fmt.Sprintf("head-manifest-c%d", conc))
+	cpu := t.serverCPU()
 	r := runFor(ctx, conc, b.opts.Duration, &errs, func(ctx context.Context) error {
 		return t.Client.HeadManifest(ctx, repoSmall, img.Tag, img.Digest)
 	})
@@ -189,6 +226,7 @@ func (b *Bench) HeadManifest(ctx context.Context, t *Target, conc int) Result {
 	res.add("req/s", "req/s", r.rate(), true)
 	res.add("p50", "ms", s.P50, false)
 	res.add("p99", "ms", s.P99, false)
+	addCPUPerOp(&res, cpu, len(r.lat))
 	return res
 }
 
@@ -207,6 +245,7 @@ func (b *Bench) PushLarge(ctx context.Context, t *Target, chunked bool) Result {
 		phase = "push-large-chunked"
 	}
 	done := b.phase(phase)
+	cpu := t.serverCPU()
 	start := time.Now()
 	var err error
 	if chunked {
@@ -223,6 +262,7 @@ func (b *Bench) PushLarge(ctx context.Context, t *Target, chunked bool) Result {
 	res.Ops, res.Seconds = 1, elapsed.Seconds()
 	res.setErrors(&errs)
 	res.add("MB/s", "MB/s", mbps(blob.Size(), elapsed, err), true)
+	addCPU(&res, cpu)
 	return res
 }
 
@@ -237,13 +277,16 @@ func (b *Bench) PullLarge(ctx context.Context, t *Target) Result {
 		t.largePushed = true
 	}
 	defer b.phase("pull-large")()
-	return b.pullLarge(ctx, res, func(ctx context.Context) error {
+	return b.pullLarge(ctx, t, res, func(ctx context.Context) error {
 		return t.Client.GetBlob(ctx, repoLarge, b.large.Digest, b.large.Size())
 	})
 }
 
-func (b *Bench) pullLarge(ctx context.Context, res Result, get func(context.Context) error) Result {
+// pullLarge times get opts.LargePulls times; the server's CPU time is
+// per pull.
+func (b *Bench) pullLarge(ctx context.Context, t *Target, res Result, get func(context.Context) error) Result {
 	var errs errorLog
+	cpu := t.serverCPU()
 	var lat []time.Duration
 	for range b.opts.LargePulls {
 		start := time.Now()
@@ -261,6 +304,9 @@ func (b *Bench) pullLarge(ctx context.Context, res Result, get func(context.Cont
 		rate = float64(b.large.Size()) / 1e6 / (s.P50 / 1000)
 	}
 	res.add("MB/s", "MB/s", rate, true)
+	if d, ok := cpu(); ok {
+		res.add("server CPU", "s", d.Seconds()/float64(b.opts.LargePulls), false)
+	}
 	return res
 }
 

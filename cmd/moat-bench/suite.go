@@ -21,8 +21,10 @@ const (
 type Suite struct {
 	Bench   *Bench
 	Targets []*Target
-	// Ceiling is the ceiling server (nil: no ceilings).
-	Ceiling *Client
+	// Ceiling is the ceiling server (nil: no ceilings), and CeilingProc
+	// its process.
+	Ceiling     *Client
+	CeilingProc *Process
 	// Workdir holds the fsync ceiling's file.
 	Workdir string
 	// AfterPushSmall, when set, adds to a target's push-small result
@@ -79,7 +81,7 @@ func (s *Suite) Run(ctx context.Context) []Result {
 		for _, c := range o.headConcurrencies() {
 			runs := perTarget(func(ctx context.Context, t *Target) Result { return b.HeadManifest(ctx, t, c) })
 			if ceilings {
-				ceiling := &Target{Name: ceilingHead, Client: s.Ceiling, smallSeeded: true}
+				ceiling := &Target{Name: ceilingHead, Client: s.Ceiling, Proc: s.CeilingProc, smallSeeded: true}
 				runs = append(runs, func(ctx context.Context) []Result { return []Result{b.HeadManifest(ctx, ceiling, c)} })
 			}
 			do(runs)
@@ -98,7 +100,8 @@ func (s *Suite) Run(ctx context.Context) []Result {
 	if o.wants("pull-large") {
 		runs := perTarget(b.PullLarge)
 		if ceilings {
-			runs = append(runs, func(ctx context.Context) []Result { return []Result{b.PullCeiling(ctx, s.Ceiling)} })
+			ceiling := &Target{Name: ceilingPull, Client: s.Ceiling, Proc: s.CeilingProc}
+			runs = append(runs, func(ctx context.Context) []Result { return []Result{b.PullCeiling(ctx, ceiling)} })
 		}
 		do(runs)
 	}
