@@ -94,7 +94,7 @@ func TestRegistryPatch(t *testing.T) {
 		badRequest        bool
 	}{
 		{"publicNetworkAccess", `{"properties":{"publicNetworkAccess":"Maybe"}}`, "publicNetworkAccess", true},
-		{"defaultAction", `{"properties":{"networkRuleSet":{"defaultAction":"allow"}}}`, "networkRuleSet.defaultAction", true},
+		{"defaultAction", `{"properties":{"networkRuleSet":{"defaultAction":"Sometimes"}}}`, "networkRuleSet.defaultAction", true},
 		{"mode", `{"properties":{"networkRuleSet":{"mode":"Log"}}}`, "networkRuleSet.mode", true},
 		{"bypass", `{"properties":{"networkRuleBypassOptions":"Everyone"}}`, "networkRuleBypassOptions", true},
 		{"rule value", `{"properties":{"networkRuleSet":{"ipRules":[{"value":"192.0.2.1"},{"value":"not-an-ip"}]}}}`, "networkRuleSet.ipRules[1].value", false},

@@ -176,14 +176,13 @@ type verdict struct {
 // requestFacts are the inputs of decide after the network and
 // authentication steps.
 type requestFacts struct {
-	network    policy.Decision
-	presented  bool // credentials were sent
-	authOK     bool
-	principal  Principal
-	token      *tokenInfo // a bearer token, if one was used
-	need       []Scope
-	devLocal   bool
-	bypassable bool
+	network   policy.Decision
+	presented bool // credentials were sent
+	authOK    bool
+	principal Principal
+	token     *tokenInfo // a bearer token, if one was used
+	need      []Scope
+	devLocal  bool
 }
 
 // readActions are what the scanner's read-only bypass covers.
@@ -209,8 +208,9 @@ func decide(snap *Snapshot, f requestFacts) verdict {
 			return verdict{kind: verdictNetworkDeny, decision: nd}
 		}
 		if t.readOnly {
+			// Listing the catalog is a read too.
 			for _, s := range f.need {
-				if s.Type != TypeRepository || !readActions.Has(s.Actions) {
+				if s.Type == TypeRepository && !readActions.Has(s.Actions) {
 					return verdict{kind: verdictNetworkDeny, decision: nd}
 				}
 			}

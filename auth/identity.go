@@ -31,9 +31,7 @@ func (d *Directory) PutIdentity(ctx context.Context, in Identity) (Identity, boo
 		return Identity{}, false, invalid("name: %q must be 1–64 letters, digits, '.', '_' or '-'", in.Name)
 	}
 	switch in.Kind {
-	case KindUser, KindServicePrincipal, KindManagedIdentity:
-	case "":
-		in.Kind = KindUser
+	case KindUser, KindServicePrincipal, KindManagedIdentity, "": // "": unchanged, or user when new
 	default:
 		return Identity{}, false, invalid("kind: %q is not user, servicePrincipal or managedIdentity", in.Kind)
 	}
@@ -50,11 +48,17 @@ func (d *Directory) PutIdentity(ctx context.Context, in Identity) (Identity, boo
 			if err := getJSON(tx, collTokens, in.Name, &tokenRecord{}); err == nil {
 				return conflict("the username %q is taken by a token", in.Name)
 			}
+			if in.Kind == "" {
+				in.Kind = KindUser
+			}
 			rec = identityRecord{V: 1, Name: in.Name, Kind: in.Kind, Enabled: in.Enabled, PrincipalID: newID(), CreatedAt: d.now().UTC()}
 			created = true
 		case err != nil:
 			return err
 		default:
+			if in.Kind == "" {
+				in.Kind = rec.Kind
+			}
 			if rec.Service != "" && in.Kind != rec.Kind {
 				return invalid("kind: the system-assigned identity of service %q stays a managedIdentity", rec.Service)
 			}
@@ -142,6 +146,11 @@ type SecretOptions struct {
 
 // AddSecret adds a secret to an identity and returns it once.
 func (d *Directory) AddSecret(ctx context.Context, name string, opts SecretOptions) (NewSecret, error) {
+	// The cheap checks first, on the snapshot, so a refused request costs
+	// no bcrypt; the update checks again.
+	if err := d.checkNewSecret(name, opts); err != nil {
+		return NewSecret{}, err
+	}
 	value, hash := "", opts.Hash
 	if hash == "" {
 		value = generateSecret()
@@ -206,4 +215,27 @@ func (d *Directory) DeleteSecret(ctx context.Context, name, id string) error {
 
 func validBcrypt(h string) bool {
 	return len(h) == 60 && (strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$"))
+}
+
+// checkNewSecret refuses a secret the update would refuse, before the
+// secret is hashed.
+func (d *Directory) checkNewSecret(name string, opts SecretOptions) error {
+	snap := d.Snapshot()
+	rec := snap.identities[name]
+	if rec == nil {
+		return ErrNotFound
+	}
+	if opts.CallerLevel < LevelOwner && len(snap.rules[rec.PrincipalID]) > 0 {
+		return forbidden("adding a credential to an identity that holds roles needs Owner")
+	}
+	if opts.ExpiresIn < 0 {
+		return invalid("expiresIn: must not be negative")
+	}
+	if rec.Kind == KindManagedIdentity && opts.ExpiresIn > MaxManagedSecretLifetime {
+		return invalid("expiresIn: a managed identity's secret expires within 90 days")
+	}
+	if len(rec.Secrets) >= 10 {
+		return conflict("identity %q has 10 secrets; delete one first", name)
+	}
+	return nil
 }

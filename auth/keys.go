@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"sync"
@@ -193,20 +192,28 @@ func (k *KeyRing) JWKS() []JWK {
 	defer k.mu.RUnlock()
 	out := make([]JWK, 0, len(k.keys))
 	for _, key := range k.keys {
-		pub := key.pub.(*ecdsa.PublicKey)
-		out = append(out, JWK{Kty: "EC", Crv: "P-256", X: b64(pub.X, 32), Y: b64(pub.Y, 32), Kid: key.KID, Alg: key.Alg, Use: "sig"})
+		x, y := coordinates(key.pub.(*ecdsa.PublicKey))
+		out = append(out, JWK{Kty: "EC", Crv: "P-256", X: x, Y: y, Kid: key.KID, Alg: key.Alg, Use: "sig"})
 	}
 	return out
 }
 
-func b64(n *big.Int, size int) string {
-	return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, size)))
+// coordinates are a P-256 key's x and y, base64url, from its uncompressed
+// encoding (0x04 || x || y).
+func coordinates(pub *ecdsa.PublicKey) (x, y string) {
+	b, err := pub.Bytes()
+	if err != nil || len(b) != 65 {
+		return "", ""
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc(b[1:33]), enc(b[33:])
 }
 
 // thumbprint is the RFC 7638 JWK thumbprint of an EC P-256 key, used as
 // its key id.
 func thumbprint(pub *ecdsa.PublicKey) string {
-	canon := `{"crv":"P-256","kty":"EC","x":"` + b64(pub.X, 32) + `","y":"` + b64(pub.Y, 32) + `"}`
+	x, y := coordinates(pub)
+	canon := `{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`
 	sum := sha256.Sum256([]byte(canon))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }

@@ -144,6 +144,7 @@ type NewTokenPassword struct {
 
 type tokenRecord struct {
 	V         int              `json:"v"`
+	ID        string           `json:"id"`
 	Name      string           `json:"name"`
 	ScopeMap  string           `json:"scopeMap"`
 	Status    string           `json:"status"`
@@ -156,6 +157,15 @@ type passwordRecord struct {
 	Hash      string     `json:"hash"`
 	CreatedAt time.Time  `json:"createdAt"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// principalID is the token's immutable principal id. Tokens stored before
+// ids existed fall back to their name.
+func (r *tokenRecord) principalID() string {
+	if r.ID == "" {
+		return "token:" + r.Name
+	}
+	return "token:" + r.ID
 }
 
 func (r *tokenRecord) view() Token {
@@ -274,10 +284,11 @@ func (p *Properties) Normalize() error {
 	if err := p.Properties.Normalize(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	switch p.Policies.ExportPolicy.Status {
+	switch st := strings.ToLower(p.Policies.ExportPolicy.Status); st {
 	case "":
 		p.Policies.ExportPolicy.Status = "enabled"
 	case "enabled", "disabled":
+		p.Policies.ExportPolicy.Status = st
 	default:
 		return invalid("policies.exportPolicy.status: %q is not enabled or disabled", p.Policies.ExportPolicy.Status)
 	}

@@ -72,8 +72,8 @@ var netActions = []netAction{
 	{"pull", 'p', true, func() []auth.Scope { return []auth.Scope{pull("app")} }, "pull"},
 	{"push", 's', false, func() []auth.Scope { return []auth.Scope{push("app")} }, "pull,push"},
 	{"delete", 'd', false, func() []auth.Scope { return []auth.Scope{del("app")} }, "delete"},
-	{"tag list", 't', true, func() []auth.Scope { return []auth.Scope{tagList("app")} }, ""},
-	{"catalog", 'c', false, func() []auth.Scope { return []auth.Scope{auth.Catalog()} }, "catalog"},
+	{"tag list", 't', true, func() []auth.Scope { return []auth.Scope{tagList("app")} }, "pull"},
+	{"catalog", 'c', true, func() []auth.Scope { return []auth.Scope{auth.Catalog()} }, "catalog"},
 }
 
 // outcome is what the pipeline answers, as SPEC §2–§3 say.

@@ -260,21 +260,23 @@ func parseJWK(raw []byte) (string, crypto.PublicKey, error) {
 		return k.Kid, &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}, nil
 	case "EC":
 		var curve elliptic.Curve
+		size := 0
 		switch k.Crv {
 		case "P-256":
-			curve = elliptic.P256()
+			curve, size = elliptic.P256(), 32
 		case "P-384":
-			curve = elliptic.P384()
+			curve, size = elliptic.P384(), 48
 		default:
 			return "", nil, errors.New("unsupported curve")
 		}
 		x, err1 := dec(k.X)
 		y, err2 := dec(k.Y)
-		if err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil || len(x) != size || len(y) != size {
 			return "", nil, errors.New("bad EC key")
 		}
-		pub := &ecdsa.PublicKey{Curve: curve, X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		if _, err := pub.ECDH(); err != nil {
+		point := append(append([]byte{4}, x...), y...)
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+		if err != nil {
 			return "", nil, errors.New("EC point not on curve")
 		}
 		return k.Kid, pub, nil

@@ -189,7 +189,7 @@ func (d *Directory) PutToken(ctx context.Context, t Token) (Token, bool, error) 
 			if err := getJSON(tx, collIdentities, t.Name, &identityRecord{}); err == nil {
 				return conflict("the username %q is taken by an identity", t.Name)
 			}
-			rec = tokenRecord{V: 1, Name: t.Name, CreatedAt: d.now().UTC()}
+			rec = tokenRecord{V: 1, ID: newID(), Name: t.Name, CreatedAt: d.now().UTC()}
 			created = true
 		case err != nil:
 			return err
@@ -217,6 +217,9 @@ func (d *Directory) GenerateTokenPassword(ctx context.Context, token, name strin
 	}
 	if expiresIn < 0 {
 		return NewTokenPassword{}, invalid("expiresIn: must not be negative")
+	}
+	if _, ok := d.Snapshot().tokens[token]; !ok {
+		return NewTokenPassword{}, ErrNotFound // before paying for a hash
 	}
 	value := generateSecret()
 	hash, err := hashSecret(value)

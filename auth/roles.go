@@ -30,11 +30,12 @@ func dockerActions(a Action) Action {
 	return out
 }
 
-// toDocker is the inverse of dockerActions for a token's access claim:
-// the Docker actions whose moat actions are all (for push: any) held.
+// toDocker names moat actions by the Docker actions that cover them (for a
+// token's access claim, a challenge's scope, an audit entry): reading
+// content or tags is "pull", writing or signing is "push".
 func toDocker(a Action) Action {
 	var out Action
-	if a.Has(Pull) {
+	if a&(Pull|List) != 0 {
 		out |= Pull
 	}
 	if a&(Push|Sign) != 0 {

@@ -21,7 +21,9 @@ type Principal struct {
 	Kind PrincipalKind
 	// Name is the identity's or token's name ("" when anonymous).
 	Name string
-	// ID is the identity's principalId, or "token:<name>".
+	// ID is the identity's principalId, or "token:<token id>" — both
+	// immutable, so a deleted and re-created principal of the same name
+	// is someone else.
 	ID string
 }
 
@@ -119,7 +121,7 @@ func (s *Snapshot) Valid(p Principal) bool {
 		return id != nil && id.Enabled && id.Name == p.Name
 	case TokenPrincipal:
 		t := s.tokens[p.Name]
-		return t != nil && t.rec.Status == TokenEnabled
+		return t != nil && t.rec.Status == TokenEnabled && t.rec.principalID() == p.ID
 	}
 	return true
 }
@@ -153,7 +155,7 @@ func (s *Snapshot) PrincipalByName(name string) (Principal, bool) {
 		return Principal{Kind: IdentityPrincipal, Name: r.Name, ID: r.PrincipalID}, true
 	}
 	if t := s.tokens[name]; t != nil {
-		return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: "token:" + t.rec.Name}, true
+		return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: t.rec.principalID()}, true
 	}
 	return Principal{}, false
 }
@@ -223,7 +225,7 @@ func (s *Snapshot) authenticateBasic(cache *verifyCache, username, password stri
 			continue
 		}
 		if cache.check(username, password, pw.Hash, now) {
-			return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: "token:" + t.rec.Name}, true
+			return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: t.rec.principalID()}, true
 		}
 	}
 	return Principal{}, false

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moat-registry/moat/auth"
@@ -50,6 +51,12 @@ type Runner struct {
 	remote    *http.Client
 	userAgent string
 	wake      chan struct{}
+
+	// ctx ends when the runner closes; running work stops and wg waits
+	// for it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New returns a runner; Schedule starts its scheduler.
@@ -60,7 +67,29 @@ func New(opts Options) *Runner {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	return &Runner{opts: opts, dir: opts.Guard.Directory(), remote: remoteHTTPClient(), userAgent: auth.ImporterUserAgent + opts.Version, wake: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Runner{opts: opts, dir: opts.Guard.Directory(), remote: remoteHTTPClient(), userAgent: auth.ImporterUserAgent + opts.Version,
+		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+}
+
+// Close stops running imports and tasks and waits until they have ended,
+// so nothing writes to storage after it returns.
+func (r *Runner) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// background runs fn as tracked work, unless the runner is closed.
+func (r *Runner) background(fn func(ctx context.Context)) error {
+	if r.ctx.Err() != nil {
+		return errors.New("moat is shutting down")
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn(r.ctx)
+	}()
+	return nil
 }
 
 // Operation returns an operation by id.
@@ -110,15 +139,18 @@ func (r *Runner) Import(req ImportRequest) (Operation, error) {
 		cred = orasauth.Credential{Username: req.Credentials.Username, Password: req.Credentials.Password}
 	}
 	op := r.ops.start("import", src.String(), dst.String())
-	go func() {
-		d, err := r.runImport(context.Background(), op, src, dst, cred, req.PlainHTTP)
+	err = r.background(func(ctx context.Context) {
+		d, err := r.runImport(ctx, op, src, dst, cred, req.PlainHTTP)
 		r.ops.finish(op, d, err)
 		if err != nil {
 			r.opts.Logger.Warn("import failed", "operation", op.ID, "source", src.String(), "err", err)
 		} else {
 			r.opts.Logger.Info("imported", "operation", op.ID, "source", src.String(), "target", dst.String(), "digest", d)
 		}
-	}()
+	})
+	if err != nil {
+		r.ops.finish(op, "", err)
+	}
 	out, _ := r.ops.get(op.ID)
 	return out, nil
 }
@@ -192,8 +224,8 @@ func (r *Runner) RunTask(ctx context.Context, service, name string) (Operation, 
 	op := r.ops.start("task", service+"/"+name, "")
 	run := auth.TaskRun{Operation: op.ID, Status: StatusRunning, Started: op.StartedAt}
 	_ = r.dir.SetTaskRun(ctx, service, name, run)
-	go func() {
-		d, err := r.runTask(context.Background(), op, t, p)
+	err = r.background(func(ctx context.Context) {
+		d, err := r.runTask(ctx, op, t, p)
 		r.ops.finish(op, d, err)
 		final, _ := r.ops.get(op.ID)
 		run.Status, run.Finished, run.Error = final.Status, final.FinishedAt, final.Error
@@ -205,7 +237,10 @@ func (r *Runner) RunTask(ctx context.Context, service, name string) (Operation, 
 		} else {
 			r.opts.Logger.Info("task succeeded", "task", service+"/"+name, "operation", op.ID)
 		}
-	}()
+	})
+	if err != nil {
+		r.ops.finish(op, "", err)
+	}
 	out, _ := r.ops.get(op.ID)
 	return out, nil
 }

@@ -342,6 +342,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = srv.Shutdown(ctx)
 	}
 	s.eps.shutdown(ctx)
+	s.jobs.Close() // imports and tasks stop before storage closes
 	s.inproc.shutdown(ctx)
 	close(s.stop)
 	s.wg.Wait()
