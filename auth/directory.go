@@ -95,8 +95,13 @@ func (d *Directory) update(ctx context.Context, fn func(tx storage.DocTx) error)
 		if err := fn(tx); err != nil {
 			return err
 		}
-		v := d.snap.Load().Version + 1
-		return tx.Put(collMeta, keyVersion, binary.BigEndian.AppendUint64(nil, v))
+		// Read the version in the transaction: another replica sharing the
+		// store may have moved it since this snapshot.
+		var v uint64
+		if b, err := tx.Get(collMeta, keyVersion); err == nil && len(b) == 8 {
+			v = binary.BigEndian.Uint64(b)
+		}
+		return tx.Put(collMeta, keyVersion, binary.BigEndian.AppendUint64(nil, v+1))
 	})
 	if err != nil {
 		return err

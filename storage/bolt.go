@@ -19,7 +19,7 @@ import (
 const (
 	bucketMeta    = "meta"    // schema version
 	bucketRepos   = "repos"   // <repository> → nested buckets below
-	bucketBlobs   = "blobs"   // <digest> → blobRecord: every blob some repository links
+	bucketBlobs   = "blobs"   // <digest> → linkRecord: every stored blob, with its GC mark
 	bucketUploads = "uploads" // <upload id> → UploadState (JSON)
 	bucketDocs    = "docs"    // <collection> → <key> → JSON document
 	bucketAudit   = "audit"   // <8-byte sequence> → audit entry (JSON)
@@ -117,6 +117,8 @@ var (
 	_ UploadStates = (*DB)(nil)
 	_ Documents    = (*DB)(nil)
 	_ AuditLog     = (*DB)(nil)
+	_ Collector    = (*DB)(nil)
+	_ Marker       = (*DB)(nil)
 )
 
 // DBOptions tune OpenDB.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
-	"os"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -45,7 +43,7 @@ type GCReport struct {
 // and that were not marked within the grace period — each decided and
 // removed inside a write transaction, so no upload can mark the blob in
 // between.
-func (s *DB) CollectGarbage(ctx context.Context, blobs *DiskBlobs, opts GCOptions) (GCReport, error) {
+func (s *DB) CollectGarbage(ctx context.Context, blobs Blobs, opts GCOptions) (GCReport, error) {
 	rep := GCReport{Started: time.Now().UTC(), DryRun: opts.DryRun}
 	cutoff := time.Now().Add(-opts.GracePeriod)
 	repos, err := s.Repositories(ctx, "", -1, nil)
@@ -219,7 +217,7 @@ func manifestBlobs(v []byte) ([]string, error) {
 }
 
 // deleteUnlinkedBlobs deletes the bytes of blobs no repository links.
-func (s *DB) deleteUnlinkedBlobs(ctx context.Context, blobs *DiskBlobs, cutoff time.Time, dry bool, rep *GCReport) error {
+func (s *DB) deleteUnlinkedBlobs(ctx context.Context, blobs Blobs, cutoff time.Time, dry bool, rep *GCReport) error {
 	live := map[string]bool{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		repos := tx.Bucket([]byte(bucketRepos))
@@ -276,7 +274,7 @@ func (s *DB) deleteUnlinkedBlobs(ctx context.Context, blobs *DiskBlobs, cutoff t
 				if dry {
 					continue
 				}
-				if err := os.Remove(blobs.path(c.d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if err := blobs.Delete(ctx, c.d); err != nil {
 					return err
 				}
 				if err := records.Delete([]byte(c.d)); err != nil {

@@ -152,6 +152,17 @@ type Meta interface {
 	// Referrers lists the manifests whose subject is d, optionally only
 	// those of one artifact type.
 	Referrers(ctx context.Context, repository string, d digest.Digest, artifactType string) ([]ocispec.Descriptor, error)
+	// TagDetails lists a repository's tags with their digests and the time
+	// each was set; ErrRepositoryUnknown when the repository does not exist.
+	TagDetails(ctx context.Context, repository string) ([]TagInfo, error)
+	// ManifestDigests lists the digests of a repository's manifests.
+	ManifestDigests(ctx context.Context, repository string) ([]digest.Digest, error)
+}
+
+// Collector is a metadata store that garbage-collects a blob store,
+// online (see the package documentation for the protocol).
+type Collector interface {
+	CollectGarbage(ctx context.Context, blobs Blobs, opts GCOptions) (GCReport, error)
 }
 
 // UploadStates persists upload session state for Uploads.
