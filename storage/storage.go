@@ -180,6 +180,9 @@ type UploadState struct {
 	// Algorithm names the hash of HashState ("sha256").
 	Algorithm string
 	HashState []byte
+	// Extra is the blob store's own state of the session (an object
+	// store's multipart upload id and parts), opaque to everything else.
+	Extra []byte `json:",omitempty"`
 }
 
 // Documents stores JSON documents by collection and key: the registry's
