@@ -17,7 +17,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	var configFile, listen, data string
-	var dev bool
+	var dev, selfSigned bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the registry",
@@ -41,6 +41,9 @@ logging in. Any other listen address needs a config file.`,
 			if cmd.Flags().Changed("dev") {
 				cfg.Dev = dev
 			}
+			if selfSigned {
+				cfg.TLS = config.TLSConfig{SelfSigned: true}
+			}
 			if configFile == "" && !cfg.ListenIsLoopback() {
 				return fmt.Errorf("listen %s is not a loopback address: a config file (--config) is required to serve beyond this machine", cfg.Listen)
 			}
@@ -56,7 +59,7 @@ logging in. Any other listen address needs a config file.`,
 				_ = srv.Shutdown(context.Background())
 				return err
 			}
-			log.Info("moat is serving", "listen", srv.Addr().String(), "data", cfg.Data, "dev", cfg.Dev)
+			log.Info("moat is serving", "listen", srv.Addr().String(), "data", cfg.Data, "dev", cfg.Dev, "tls", cfg.TLS.Enabled())
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			<-ctx.Done()
@@ -74,6 +77,7 @@ logging in. Any other listen address needs a config file.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:5000", "public listener address")
 	f.StringVar(&data, "data", "./moat-data", "data directory")
 	f.BoolVar(&dev, "dev", true, "loopback callers may pull, push and delete anonymously (off with --config)")
+	f.BoolVar(&selfSigned, "tls-self-signed", false, "serve HTTPS with a generated self-signed certificate (development)")
 	return cmd
 }
 
