@@ -58,6 +58,10 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Log holds logging settings.
 	Log LogConfig `yaml:"log"`
+	// Notifications send webhooks on pushes and deletes.
+	Notifications NotificationsConfig `yaml:"notifications"`
+	// Tracing exports OpenTelemetry traces; off unless an endpoint is set.
+	Tracing TracingConfig `yaml:"tracing"`
 }
 
 // RegistryConfig holds settings of the OCI API.
@@ -141,6 +145,67 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 }
 
+// NotificationsConfig sends webhooks, in the envelope of CNCF
+// Distribution's notifications, when content is pushed or deleted.
+type NotificationsConfig struct {
+	// Endpoints receive the events; each has its own bounded queue.
+	Endpoints []NotificationEndpoint `yaml:"endpoints"`
+}
+
+// NotificationEndpoint is one webhook receiver.
+type NotificationEndpoint struct {
+	// Name names the endpoint in logs and metrics (unique).
+	Name string `yaml:"name"`
+	// URL receives the events by POST: https, or http on a loopback
+	// address; never link-local.
+	URL string `yaml:"url"`
+	// Secret is the key of the X-Moat-Signature header: "sha256=" and the
+	// hex HMAC-SHA256 of the body.
+	Secret string `yaml:"secret"`
+	// SecretFile reads the secret from a file instead (a trailing newline
+	// is ignored).
+	SecretFile string `yaml:"secretFile"`
+	// Headers are added to every request (e.g. Authorization).
+	Headers map[string]string `yaml:"headers"`
+	// Repositories are globs of the repositories whose events are sent:
+	// "*" matches any characters, "/" included ("app/*" is every
+	// repository under app/). Empty, with repositoryRegexp empty: all.
+	Repositories []string `yaml:"repositories"`
+	// RepositoryRegexp is an RE2 expression that must match a whole
+	// repository name; an event is sent when it or a glob matches.
+	RepositoryRegexp string `yaml:"repositoryRegexp"`
+	// Actions are the actions sent: push, delete. Empty: both.
+	Actions []string `yaml:"actions"`
+	// IgnoredMediaTypes are target media types never sent;
+	// application/octet-stream leaves blob events out.
+	IgnoredMediaTypes []string `yaml:"ignoredMediaTypes"`
+	// Timeout bounds one attempt. 0: 5s.
+	Timeout Duration `yaml:"timeout"`
+	// MaxAttempts bounds the attempts of one delivery, the first included.
+	// 0: 5.
+	MaxAttempts int `yaml:"maxAttempts"`
+	// Backoff is the wait before the second attempt; it doubles after each
+	// failure, up to 1m, with jitter. 0: 1s.
+	Backoff Duration `yaml:"backoff"`
+	// QueueSize bounds the events waiting for this endpoint; when it is
+	// full, new events are dropped and counted. 0: 1024.
+	QueueSize int `yaml:"queueSize"`
+}
+
+// TracingConfig exports OpenTelemetry traces over OTLP/HTTP.
+type TracingConfig struct {
+	// Endpoint is the OTLP/HTTP traces URL, e.g.
+	// http://localhost:4318/v1/traces. Empty: tracing off (no cost).
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the fraction of requests traced, 0 to 1, unless the
+	// caller's traceparent decides.
+	SampleRatio float64 `yaml:"sampleRatio"`
+	// Headers are sent with every export (e.g. an API key).
+	Headers map[string]string `yaml:"headers"`
+	// ServiceName is the service.name of the spans. Empty: moat.
+	ServiceName string `yaml:"serviceName"`
+}
+
 // Duration is a time.Duration written as "90s" or "1h".
 type Duration time.Duration
 
@@ -173,6 +238,7 @@ func Default() Config {
 		GC:               GCConfig{Interval: Duration(24 * time.Hour), GracePeriod: Duration(time.Hour)},
 		Limits:           LimitsConfig{AuthFailuresPerMinute: 10},
 		Log:              LogConfig{Format: "text", Level: "info"},
+		Tracing:          TracingConfig{SampleRatio: 1},
 	}
 }
 
@@ -327,6 +393,9 @@ func setFromString(v reflect.Value, s string) error {
 		}
 		v.SetFloat(f)
 	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("cannot be set from the environment")
+		}
 		var items []string
 		for it := range strings.SplitSeq(s, ",") {
 			if it = strings.TrimSpace(it); it != "" {
@@ -409,6 +478,8 @@ func (c *Config) Validate() error {
 	if time.Duration(c.GC.GracePeriod) < time.Minute {
 		bad("gc.gracePeriod", "must be at least 1m: pushes in flight need time to send their manifest")
 	}
+	errs = append(errs, c.Notifications.validate()...)
+	errs = append(errs, c.Tracing.validate()...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:
