@@ -42,16 +42,3 @@ func (s *Server) routes(reg, admin http.Handler) http.Handler {
 		}
 	})
 }
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := s.db.Check(r.Context()); err != nil {
-		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	if !s.Ready() {
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ready\n"))
-}

@@ -22,9 +22,11 @@ import (
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/config"
 	"github.com/moat-registry/moat/jobs"
+	"github.com/moat-registry/moat/notify"
 	"github.com/moat-registry/moat/policy"
 	"github.com/moat-registry/moat/registry"
 	"github.com/moat-registry/moat/storage"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Server is a running (or ready to run) moat.
@@ -44,6 +46,10 @@ type Server struct {
 	inproc  *inproc
 	jobs    *jobs.Runner
 	handler http.Handler
+
+	notifier *notify.Notifier         // nil without notification endpoints
+	tracer   *sdktrace.TracerProvider // nil without tracing.endpoint
+	probe    dataProbe                // readiness: the data directory is writable
 
 	service atomic.Pointer[string]
 	ready   atomic.Bool
@@ -133,7 +139,12 @@ func (s *Server) open() error {
 		MaxBlobSize:          cfg.Limits.MaxBlobSize,
 		Logger:               s.log,
 	}
-	s.inproc = newInproc(registry.New(s.db, s.blobs, s.uploads, s.guard.InternalAuthorizer(), regOpts))
+	if s.notifier, err = s.newNotifier(); err != nil {
+		return err
+	}
+	inprocOpts := regOpts
+	inprocOpts.OnEvent = s.onEvent(true)
+	s.inproc = newInproc(registry.New(s.db, s.blobs, s.uploads, s.guard.InternalAuthorizer(), inprocOpts))
 	s.jobs = jobs.New(jobs.Options{Guard: s.guard, Local: s.inproc.transport, Catalog: s.db, Logger: s.log, Version: VersionString()})
 	s.dir.Watch(func(*auth.Snapshot) { s.jobs.Wake() })
 	adminSources, err := parsePrefixes(cfg.Admin.AllowedSources)
@@ -152,8 +163,15 @@ func (s *Server) open() error {
 		Service:        s.Service,
 		Logger:         s.log,
 	})
+	regOpts.OnEvent = s.onEvent(false)
 	reg := registry.New(s.db, s.blobs, s.uploads, s.guard, regOpts)
 	s.handler = s.observe(newLimiter(s).wrap(s.routes(reg, admin)))
+	if cfg.Tracing.Endpoint != "" {
+		if s.tracer, err = newTracerProvider(cfg.Tracing); err != nil {
+			return err
+		}
+		s.handler = traced(s.handler, s.tracer)
+	}
 	return nil
 }
 
@@ -346,6 +364,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.inproc.shutdown(ctx)
 	close(s.stop)
 	s.wg.Wait()
+	if nerr := s.notifier.Close(ctx); nerr != nil {
+		s.log.Warn("notifications left undelivered at shutdown", "err", nerr)
+	}
+	if s.tracer != nil {
+		if terr := s.tracer.Shutdown(ctx); terr != nil {
+			s.log.Warn("flushing traces at shutdown", "err", terr)
+		}
+	}
 	return errors.Join(err, s.closeStores())
 }
 
