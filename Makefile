@@ -115,5 +115,29 @@ bench-pprof: bench-build ## CPU profiles of moat per scenario phase (bench/profi
 bench-go: ## run the Go micro-benchmarks (BENCH=regexp)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
 
+# `make dist`: static release binaries (no cgo) for each DIST_PLATFORMS
+# entry in ./dist, named moat-<os>-<arch>, with SHA256SUMS; then the
+# binary of this machine's platform must run `moat version` and report
+# VERSION.
+VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DIST           := $(CURDIR)/dist
+DIST_PLATFORMS ?= linux/amd64 linux/arm64
+DIST_LDFLAGS   := -s -w -X github.com/moat-registry/moat/server.Version=$(VERSION)
+
+.PHONY: dist
+dist: ## static binaries for linux/amd64 and linux/arm64 in ./dist with SHA256SUMS
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@for p in $(DIST_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "dist: moat-$$os-$$arch ($(VERSION))"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(DIST_LDFLAGS)" -o $(DIST)/moat-$$os-$$arch ./cmd/moat; \
+	done
+	cd $(DIST) && sha256sum moat-* > SHA256SUMS && cat SHA256SUMS
+	@native=$(DIST)/moat-$$($(GO) env GOOS)-$$($(GO) env GOARCH); \
+	if [ -x "$$native" ]; then \
+		out="$$("$$native" version)"; echo "$$out"; \
+		grep -qF -- "$(VERSION)" <<<"$$out" || { echo "dist: $$native version does not report $(VERSION)"; exit 1; }; \
+	fi
+
 clean: ## remove built binaries and reports
 	rm -rf $(BIN) $(RESULTS)
