@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,7 @@ import (
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/config"
 	"github.com/moat-registry/moat/notify"
+	"github.com/moat-registry/moat/registry"
 )
 
 const hookSecret = "hook-secret"
@@ -128,5 +131,29 @@ func TestNoEndpointsNoHook(t *testing.T) {
 	s, _ := start(t, nil, nil)
 	if s.notifier != nil || s.onEvent(false) != nil {
 		t.Error("a notifier without endpoints")
+	}
+}
+
+// BenchmarkOnEvent is what a push pays for notifications: building the
+// event and queueing it (delivery runs on the endpoint's worker).
+func BenchmarkOnEvent(b *testing.B) {
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Data = b.TempDir()
+	withHook(hook.URL, func(ep *config.NotificationEndpoint) { ep.Repositories = []string{"app/*"} })(&cfg)
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	onEvent := s.onEvent(false)
+	r := httptest.NewRequest(http.MethodPut, "http://registry.example/v2/app/web/manifests/v1", nil)
+	e := registry.Event{Action: "push", Kind: registry.KindManifest, Repository: "app/web", Tag: "v1",
+		Digest: "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 500, Request: r}
+	b.ReportAllocs()
+	for b.Loop() {
+		onEvent(e)
 	}
 }
