@@ -33,7 +33,8 @@ func newRootCommand(a *app) *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
-	root.AddCommand(newServeCommand(), a.newLogoutCommand())
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
+	root.AddCommand(newServeCommand(), a.newLogoutCommand(), a.newVersionCommand(), a.newConfigCommand())
 	admin := []*cobra.Command{
 		a.newLoginCommand(),
 		a.newShowCommand(),
@@ -50,6 +51,10 @@ func newRootCommand(a *app) *cobra.Command {
 		a.newTokenCommand(),
 		a.newAuditCommand(),
 		a.newPolicyCommand(),
+		a.newImportCommand(),
+		a.newOperationCommand(),
+		a.newTaskCommand(),
+		a.newGCCommand(),
 	}
 	for _, cmd := range admin {
 		a.addConnectionFlags(cmd)
