@@ -60,6 +60,23 @@ func start(t *testing.T, edit func(*config.Config), prepare func(*Server)) (*Ser
 	}
 }
 
+// build makes a server that is not started (no listener, no bootstrap).
+func build(t *testing.T, edit func(*config.Config)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Data = t.TempDir()
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s
+}
+
 // pushed is what push sent and got back.
 type pushed struct {
 	digest    string // the manifest's

@@ -128,7 +128,7 @@ func TestInProcessPushesNotify(t *testing.T) {
 
 func TestNoEndpointsNoHook(t *testing.T) {
 	t.Parallel()
-	s, _ := start(t, nil, nil)
+	s := build(t, nil)
 	if s.notifier != nil || s.onEvent(false) != nil {
 		t.Error("a notifier without endpoints")
 	}

@@ -78,7 +78,7 @@ func TestTracingExportsSpansNamedByRoute(t *testing.T) {
 
 func TestTracingOffByDefault(t *testing.T) {
 	t.Parallel()
-	s, _ := start(t, nil, nil)
+	s := build(t, nil)
 	if s.tracer != nil {
 		t.Error("a tracer provider without tracing.endpoint")
 	}
