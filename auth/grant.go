@@ -6,10 +6,17 @@ package auth
 type Grant interface {
 	// Allows reports whether the caller may perform a on repository.
 	Allows(repository string, a Action) bool
+	// Actor names the caller for notifications and logs ("" when
+	// anonymous).
+	Actor() string
 }
 
-// AllowAll grants everything (the dev profile's loopback callers).
-type AllowAll struct{}
+// AllowAll grants everything (the dev profile's loopback callers, moat's
+// own importer). Name is its Actor.
+type AllowAll struct{ Name string }
 
 // Allows implements Grant.
 func (AllowAll) Allows(string, Action) bool { return true }
+
+// Actor implements Grant.
+func (a AllowAll) Actor() string { return a.Name }

@@ -310,6 +310,8 @@ func (pg principalGrant) Allows(repository string, a Action) bool {
 	return pg.snap.Actions(pg.p, repository).Has(a)
 }
 
+func (pg principalGrant) Actor() string { return pg.p.Name }
+
 // Authorize implements registry.Authorizer: the whole pipeline for a /v2
 // request that needs the given scopes.
 func (g *Guard) Authorize(r *http.Request, need []Scope) (Grant, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
 	"github.com/moat-registry/moat/storage"
 	"github.com/opencontainers/go-digest"
@@ -102,7 +103,7 @@ func (reg *Registry) manifestAsBlob(w http.ResponseWriter, r *http.Request, rt R
 
 // deleteBlob hides a blob from the repository; garbage collection reclaims
 // its bytes once nothing links it.
-func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route, grant auth.Grant) error {
 	d, err := parseDigest(rt.Reference)
 	if err != nil {
 		return err
@@ -110,7 +111,7 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route
 	if err := reg.meta.UnlinkBlob(r.Context(), rt.Repository, d); err != nil {
 		return err
 	}
-	reg.emit(Event{Action: "delete", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Request: r})
+	reg.emit(Event{Action: "delete", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Actor: grant.Actor(), Request: r})
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)

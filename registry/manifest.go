@@ -126,10 +126,10 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 		return err
 	}
 	for _, t := range tags {
-		reg.emit(Event{Action: "push", Kind: KindManifest, Repository: rt.Repository, Digest: m.Digest.String(), Tag: t, MediaType: m.MediaType, Size: m.Size, Request: r})
+		reg.emit(Event{Action: "push", Kind: KindManifest, Repository: rt.Repository, Digest: m.Digest.String(), Tag: t, MediaType: m.MediaType, Size: m.Size, Actor: grant.Actor(), Request: r})
 	}
 	if len(tags) == 0 {
-		reg.emit(Event{Action: "push", Kind: KindManifest, Repository: rt.Repository, Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size, Request: r})
+		reg.emit(Event{Action: "push", Kind: KindManifest, Repository: rt.Repository, Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size, Actor: grant.Actor(), Request: r})
 	}
 	h := w.Header()
 	h.Set("Location", manifestLocation(rt.Repository, m.Digest))
@@ -147,7 +147,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 
 // deleteManifest answers DELETE /v2/<name>/manifests/<reference>: by
 // digest the manifest and its tags go, by tag only the tag.
-func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route, grant auth.Grant) error {
 	ref, err := parseReference(rt.Reference)
 	if err != nil {
 		return err
@@ -156,12 +156,12 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt R
 	if ref.tag != "" {
 		err = reg.meta.DeleteTag(ctx, rt.Repository, ref.tag)
 		if err == nil {
-			reg.emit(Event{Action: "delete", Kind: KindTags, Repository: rt.Repository, Tag: ref.tag, Request: r})
+			reg.emit(Event{Action: "delete", Kind: KindTags, Repository: rt.Repository, Tag: ref.tag, Actor: grant.Actor(), Request: r})
 		}
 	} else {
 		err = reg.meta.DeleteManifest(ctx, rt.Repository, ref.digest)
 		if err == nil {
-			reg.emit(Event{Action: "delete", Kind: KindManifest, Repository: rt.Repository, Digest: ref.digest.String(), Request: r})
+			reg.emit(Event{Action: "delete", Kind: KindManifest, Repository: rt.Repository, Digest: ref.digest.String(), Actor: grant.Actor(), Request: r})
 		}
 	}
 	if err != nil {

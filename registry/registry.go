@@ -41,7 +41,9 @@ type Event struct {
 	Tag        string
 	MediaType  string
 	Size       int64
-	Request    *http.Request
+	// Actor names who did it (empty for an anonymous caller).
+	Actor   string
+	Request *http.Request
 }
 
 // Options configure a Registry.
@@ -136,11 +138,11 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 		case http.MethodPut:
 			return reg.putManifest(w, r, rt, grant)
 		default:
-			return reg.deleteManifest(w, r, rt)
+			return reg.deleteManifest(w, r, rt, grant)
 		}
 	case KindBlob:
 		if r.Method == http.MethodDelete {
-			return reg.deleteBlob(w, r, rt)
+			return reg.deleteBlob(w, r, rt, grant)
 		}
 		return reg.getBlob(w, r, rt)
 	case KindUploadStart:
@@ -152,7 +154,7 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 		case http.MethodPatch:
 			return reg.patchUpload(w, r, rt)
 		case http.MethodPut:
-			return reg.putUpload(w, r, rt)
+			return reg.putUpload(w, r, rt, grant)
 		default:
 			return reg.cancelUpload(w, r, rt)
 		}

@@ -22,6 +22,8 @@ type pullOnly map[string]bool
 
 func (g pullOnly) Allows(repo string, a auth.Action) bool { return g[repo] && a == auth.Pull }
 
+func (g pullOnly) Actor() string { return "pull-only" }
+
 // TestScopes pins the scopes each request asks the Authorizer for, and
 // that a denial is answered before the handler runs.
 func TestScopes(t *testing.T) {

@@ -61,7 +61,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 			return err
 		}
 		if done {
-			reg.emit(Event{Action: "push", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Request: r})
+			reg.emit(Event{Action: "push", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Actor: grant.Actor(), Request: r})
 			writeBlobCreated(w, rt.Repository, d)
 			return nil
 		}
@@ -81,7 +81,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 		if err := reg.meta.LinkBlob(ctx, rt.Repository, d, size); err != nil {
 			return err
 		}
-		reg.emit(Event{Action: "push", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Size: size, Request: r})
+		reg.emit(Event{Action: "push", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Size: size, Actor: grant.Actor(), Request: r})
 		writeBlobCreated(w, rt.Repository, d)
 		return nil
 	}
@@ -183,7 +183,7 @@ func (reg *Registry) patchUpload(w http.ResponseWriter, r *http.Request, rt Rout
 
 // putUpload answers PUT /v2/<name>/blobs/uploads/<id>?digest=: an optional
 // last chunk, then verification against the digest.
-func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt Route, grant auth.Grant) error {
 	ctx := r.Context()
 	d, err := parseDigest(r.URL.Query().Get("digest"))
 	if err != nil {
@@ -201,7 +201,7 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt Route)
 	if err := reg.meta.LinkBlob(ctx, rt.Repository, d, size); err != nil {
 		return err
 	}
-	reg.emit(Event{Action: "push", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Size: size, Request: r})
+	reg.emit(Event{Action: "push", Kind: KindBlob, Repository: rt.Repository, Digest: d.String(), Size: size, Actor: grant.Actor(), Request: r})
 	writeBlobCreated(w, rt.Repository, d)
 	return nil
 }

@@ -106,8 +106,7 @@ func (s *Server) notification(e registry.Event, internal bool, instance, hostnam
 	} else {
 		out.Request.Addr = r.RemoteAddr
 	}
-	// Actor: the registry's Event does not carry the authorized principal
-	// and auth has no accessor for it yet, so it stays empty.
+	out.Actor.Name = e.Actor
 	out.Target.URL = s.targetURL(r, internal, e)
 	return out
 }
