@@ -289,12 +289,12 @@ func TestAdminAPI(t *testing.T) {
 			status: 400, check: apiError("INVALID", "copy")},
 		{as: admin, method: POST, path: "services/nightly/tasks/purge-old/run", status: 202, check: func(t *testing.T, r *result) {
 			e.remember("run", "id")(t, r)
-			if o := r.object(t); o["kind"] != "task" || r.header.Get("Location") != "/admin/v1/operations/"+str(o, "id") {
+			if o := r.object(t); o["kind"] != "purge" || r.header.Get("Location") != "/admin/v1/operations/"+str(o, "id") {
 				t.Errorf("got %s, Location %q", r.body, r.header.Get("Location"))
 			}
 		}},
 		{name: "run a missing task", as: admin, method: POST, path: "services/nightly/tasks/nope/run", status: 404},
-		{as: admin, method: GET, path: "operations/{{run}}", status: 200, check: field("kind", "task")},
+		{as: admin, method: GET, path: "operations/{{run}}", status: 200, check: field("kind", "purge")},
 		{as: admin, method: POST, path: "import", body: `{"source":"127.0.0.1:9/app:1","target":"app:1","plainHTTP":true,"credentials":{"username":"u","password":"p"}}`,
 			status: 202, check: func(t *testing.T, r *result) {
 				e.remember("import", "id")(t, r)

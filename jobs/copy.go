@@ -20,6 +20,7 @@ import (
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	orasauth "oras.land/oras-go/v2/registry/remote/auth"
+	orascode "oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // localHost is the registry name of this registry in parsed references.
@@ -164,13 +165,28 @@ func walk(ctx context.Context, src content.Fetcher, d ocispec.Descriptor, seen m
 }
 
 // describe turns oras and registry errors into one readable line, keeping
-// the registry's own message (such as a network policy denial).
+// the registry's own message (such as a network policy denial) and naming
+// this registry's repositories without its internal host.
 func describe(err error) error {
 	var ce *oras.CopyError
 	if errors.As(err, &ce) && ce.Err != nil {
 		err = ce.Err
 	}
-	return err
+	var re *orascode.ErrorResponse
+	if !errors.As(err, &re) {
+		return err
+	}
+	where := re.URL.Host + re.URL.Path
+	if re.URL.Host == localHost {
+		where = "this registry: " + strings.TrimPrefix(re.URL.Path, "/v2/")
+	}
+	msg := http.StatusText(re.StatusCode)
+	if len(re.Errors) > 0 {
+		msg = re.Errors[0].Code + ": " + re.Errors[0].Message
+	} else if re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized {
+		msg += " (the identity the work runs as needs a role there)"
+	}
+	return fmt.Errorf("%s %s: %d %s", re.Method, where, re.StatusCode, msg)
 }
 
 // challenge asks a registry for its token service: GET /v2/ and read the

@@ -26,7 +26,8 @@ type Progress struct {
 // Operation is a long-running import or task run, polled at
 // /admin/v1/operations/{id}.
 type Operation struct {
-	ID         string    `json:"id"`
+	ID string `json:"id"`
+	// Kind is "import", or the task type ("copy", "purge").
 	Kind       string    `json:"kind"`
 	Status     string    `json:"status"`
 	Progress   Progress  `json:"progress"`

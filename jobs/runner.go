@@ -221,7 +221,7 @@ func (r *Runner) RunTask(ctx context.Context, service, name string) (Operation, 
 	if !ok {
 		return Operation{}, invalidf("the identity %q of service %q is gone", svc.Identity.PrincipalName, service)
 	}
-	op := r.ops.start("task", service+"/"+name, "")
+	op := r.ops.start(t.Type, service+"/"+name, "")
 	run := auth.TaskRun{Operation: op.ID, Status: StatusRunning, Started: op.StartedAt}
 	_ = r.dir.SetTaskRun(ctx, service, name, run)
 	err = r.background(func(ctx context.Context) {
