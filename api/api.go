@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
@@ -55,6 +56,9 @@ type Options struct {
 	Jobs *jobs.Runner
 	// GC runs a garbage collection.
 	GC func(context.Context, storage.GCOptions) (storage.GCReport, error)
+	// GCGracePeriod is the grace period of POST /gc when the call names
+	// none (config gc.gracePeriod).
+	GCGracePeriod time.Duration
 	// Service is the registry's service name.
 	Service func() string
 	Logger  *slog.Logger

@@ -139,13 +139,16 @@ func (a *API) collectGarbage(w http.ResponseWriter, r *request) error {
 		GracePeriod string `json:"gracePeriod"`
 		Untagged    bool   `json:"untagged"`
 		DryRun      bool   `json:"dryRun"`
-	}{GracePeriod: "1h"}
+	}{}
 	if err := decodeOptional(r, &in); err != nil {
 		return err
 	}
-	grace, err := parseLifetime(in.GracePeriod)
-	if err != nil {
-		return errcode.Invalid.New("gracePeriod: " + err.Error())
+	grace := a.opts.GCGracePeriod
+	if in.GracePeriod != "" {
+		var err error
+		if grace, err = parseLifetime(in.GracePeriod); err != nil {
+			return errcode.Invalid.New("gracePeriod: " + err.Error())
+		}
 	}
 	rep, err := a.opts.GC(r.Context(), storage.GCOptions{GracePeriod: grace, Untagged: in.Untagged, DryRun: in.DryRun})
 	if errors.Is(err, storage.ErrBusy) {

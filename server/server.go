@@ -160,6 +160,7 @@ func (s *Server) open() error {
 		Keys:           s.keys,
 		Jobs:           s.jobs,
 		GC:             s.CollectGarbage,
+		GCGracePeriod:  time.Duration(cfg.GC.GracePeriod),
 		Service:        s.Service,
 		Logger:         s.log,
 	})

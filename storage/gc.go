@@ -59,17 +59,23 @@ func (s *DB) CollectGarbage(ctx context.Context, blobs Blobs, opts GCOptions) (G
 			rep.ManifestsDeleted += n
 		}
 	}
+	// A dry run drops nothing, so it remembers the links it would drop
+	// and counts the blobs they would leave unlinked.
+	var dropped map[string]bool
+	if opts.DryRun {
+		dropped = map[string]bool{}
+	}
 	for _, repo := range repos {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		n, err := s.dropUnreferencedLinks(repo, cutoff, opts.DryRun)
+		n, err := s.dropUnreferencedLinks(repo, cutoff, dropped)
 		if err != nil {
 			return rep, err
 		}
 		rep.LinksRemoved += n
 	}
-	if err := s.deleteUnlinkedBlobs(ctx, blobs, cutoff, opts.DryRun, &rep); err != nil {
+	if err := s.deleteUnlinkedBlobs(ctx, blobs, cutoff, dropped, &rep); err != nil {
 		return rep, err
 	}
 	rep.Finished = time.Now().UTC()
@@ -143,8 +149,10 @@ func (s *DB) deleteUntagged(ctx context.Context, repo string, cutoff time.Time, 
 }
 
 // dropUnreferencedLinks removes a repository's links to blobs that no
-// manifest there references and that were linked before cutoff.
-func (s *DB) dropUnreferencedLinks(repo string, cutoff time.Time, dry bool) (int, error) {
+// manifest there references and that were linked before cutoff. With
+// dryRun set it removes nothing and adds the links to dryRun instead
+// (keyed by repository, NUL, digest).
+func (s *DB) dropUnreferencedLinks(repo string, cutoff time.Time, dryRun map[string]bool) (int, error) {
 	n := 0
 	err := s.writes.update(func(tx *bolt.Tx) error {
 		n = 0
@@ -184,7 +192,10 @@ func (s *DB) dropUnreferencedLinks(repo string, cutoff time.Time, dry bool) (int
 			return err
 		}
 		n = len(drop)
-		if dry {
+		if dryRun != nil {
+			for _, k := range drop {
+				dryRun[string(pairKey(repo, string(k)))] = true
+			}
 			return nil
 		}
 		for _, k := range drop {
@@ -216,14 +227,19 @@ func manifestBlobs(v []byte) ([]string, error) {
 	return out, r.err
 }
 
-// deleteUnlinkedBlobs deletes the bytes of blobs no repository links.
-func (s *DB) deleteUnlinkedBlobs(ctx context.Context, blobs Blobs, cutoff time.Time, dry bool, rep *GCReport) error {
+// deleteUnlinkedBlobs deletes the bytes of blobs no repository links. In
+// a dry run (dryRun not nil) it deletes nothing, and the links a real run
+// would have dropped do not count.
+func (s *DB) deleteUnlinkedBlobs(ctx context.Context, blobs Blobs, cutoff time.Time, dryRun map[string]bool, rep *GCReport) error {
+	dry := dryRun != nil
 	live := map[string]bool{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		repos := tx.Bucket([]byte(bucketRepos))
 		return repos.ForEachBucket(func(name []byte) error {
 			return repos.Bucket(name).Bucket([]byte(bucketLinks)).ForEach(func(k, _ []byte) error {
-				live[string(k)] = true
+				if !dryRun[string(pairKey(string(name), string(k)))] {
+					live[string(k)] = true
+				}
 				return nil
 			})
 		})

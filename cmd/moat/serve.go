@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,7 +31,7 @@ logging in. Any other listen address needs a config file.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configFile)
 			if err != nil {
-				return err
+				return configProblems(configFile, err)
 			}
 			if cmd.Flags().Changed("listen") {
 				cfg.Listen = listen
@@ -89,4 +90,22 @@ func newLogger(c config.LogConfig) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// configProblems explains why a config file did not load: every problem
+// config.Check finds, with its line and key, or the load error itself.
+func configProblems(file string, loadErr error) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return loadErr
+	}
+	_, problems := config.Check(b, os.Environ())
+	if len(problems) == 0 {
+		return loadErr
+	}
+	lines := make([]string, len(problems))
+	for i, p := range problems {
+		lines[i] = file + ":" + p.String()
+	}
+	return fmt.Errorf("invalid configuration:\n%s", strings.Join(lines, "\n"))
 }
