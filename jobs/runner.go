@@ -226,12 +226,16 @@ func (r *Runner) RunTask(ctx context.Context, service, name string) (Operation, 
 	_ = r.dir.SetTaskRun(ctx, service, name, run)
 	err = r.background(func(ctx context.Context) {
 		d, err := r.runTask(ctx, op, t, p)
-		r.ops.finish(op, d, err)
-		final, _ := r.ops.get(op.ID)
-		run.Status, run.Finished, run.Error = final.Status, final.FinishedAt, final.Error
+		// The task's last run is recorded before the operation says it
+		// ended, so whoever sees the end sees the record.
+		run.Status, run.Finished = StatusSucceeded, time.Now().UTC()
+		if err != nil {
+			run.Status, run.Error = StatusFailed, err.Error()
+		}
 		if err := r.dir.SetTaskRun(context.Background(), service, name, run); err != nil {
 			r.opts.Logger.Warn("recording a task run", "task", service+"/"+name, "err", err)
 		}
+		r.ops.finish(op, d, err)
 		if err != nil {
 			r.opts.Logger.Warn("task failed", "task", service+"/"+name, "operation", op.ID, "err", err)
 		} else {

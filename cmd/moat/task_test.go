@@ -47,7 +47,7 @@ func TestPurgeTask(t *testing.T) {
 	}
 
 	r = ts.admin(t, "task", "run", "tpurge", "prune")
-	if rows := tableRows(r.stdout); len(rows) != 2 || !slices.Equal(rows[1][1:], []string{"task", "Succeeded", "tpurge/prune", "purge/app", "2/2", "deleted", "-", "-"}) {
+	if rows := tableRows(r.stdout); len(rows) != 2 || !slices.Equal(rows[1][1:], []string{"purge", "Succeeded", "tpurge/prune", "purge/app", "2/2", "deleted", "-", "-"}) {
 		t.Errorf("run:\n%s", r.stdout)
 	}
 	if got, want := reg.tags("purge/app"), []string{"keep-me", "v3", "v4"}; !slices.Equal(got, want) {
