@@ -36,13 +36,18 @@ type moatOptions struct {
 	// DataDir is the data directory. Empty: a fresh temporary one. Pass
 	// the DataDir of a stopped server to restart it on the same data.
 	DataDir string
+	// IP is the loopback address to listen on, e.g. 127.0.0.2 for a
+	// second registry with an address of its own (Linux routes all of
+	// 127.0.0.0/8 to lo). Empty: 127.0.0.1.
+	IP string
 }
 
 // moatServer is a moat process listening on a loopback port.
 type moatServer struct {
-	// Host is 127.0.0.1:PORT, the registry part of image references.
+	// Host is IP:PORT (127.0.0.1:PORT unless moatOptions.IP says
+	// otherwise), the registry part of image references.
 	Host string
-	// URL is http://127.0.0.1:PORT.
+	// URL is http://Host.
 	URL string
 	// DataDir is the server's data directory.
 	DataDir string
@@ -90,7 +95,7 @@ func startMoat(t testing.TB, opts moatOptions) *moatServer {
 	args = append(args, opts.Args...)
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		m, err := launchMoat(t, bin, data, args, opts.Env)
+		m, err := launchMoat(t, bin, opts.IP, data, args, opts.Env)
 		if err == nil {
 			t.Cleanup(func() { m.stop(t) })
 			t.Logf("moat serving at %s (data %s)", m.URL, m.DataDir)
@@ -104,12 +109,15 @@ func startMoat(t testing.TB, opts moatOptions) *moatServer {
 }
 
 // launchMoat starts one moat process and waits until it answers.
-func launchMoat(t testing.TB, bin, data string, args, env []string) (*moatServer, error) {
-	port, err := freePort()
+func launchMoat(t testing.TB, bin, ip, data string, args, env []string) (*moatServer, error) {
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	port, err := freePort(ip)
 	if err != nil {
 		return nil, err
 	}
-	host := net.JoinHostPort("127.0.0.1", port)
+	host := net.JoinHostPort(ip, port)
 	m := &moatServer{
 		Host:    host,
 		URL:     "http://" + host,
@@ -143,11 +151,11 @@ func launchMoat(t testing.TB, bin, data string, args, env []string) (*moatServer
 	return m, nil
 }
 
-// freePort picks a loopback port that is free now. moat does not report
-// the port it bound for --listen :0, so the port is chosen here; another
-// process may take it first, which launchMoat detects.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// freePort picks a port of the loopback address ip that is free now. moat
+// does not report the port it bound for --listen :0, so the port is chosen
+// here; another process may take it first, which launchMoat detects.
+func freePort(ip string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return "", fmt.Errorf("pick a free port: %w", err)
 	}
