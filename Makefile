@@ -14,6 +14,7 @@ CRANE_VERSION       := v0.22.1
 REGCTL_VERSION      := v0.11.7
 STATICCHECK_VERSION := v0.8.2
 CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
+VERSITYGW_VERSION   := v1.8.0
 
 # The whole suite, e2e included, has to fit CI's 20 minutes.
 TEST_TIMEOUT ?= 15m
@@ -51,7 +52,7 @@ define tool-install
 	fi
 endef
 
-TOOLS := oras crane regctl staticcheck conformance
+TOOLS := oras crane regctl staticcheck conformance versitygw
 tools: $(addprefix tool-,$(TOOLS)) ## install the pinned client and lint tools into ./bin
 
 .PHONY: $(addprefix tool-,$(TOOLS))
@@ -65,6 +66,8 @@ tool-staticcheck:
 	$(call tool-install,staticcheck,honnef.co/go/tools,$(STATICCHECK_VERSION),honnef.co/go/tools/cmd/staticcheck)
 tool-conformance:
 	$(call tool-install,conformance,github.com/opencontainers/distribution-spec/conformance,$(CONFORMANCE_VERSION),github.com/opencontainers/distribution-spec/conformance)
+tool-versitygw:
+	$(call tool-install,versitygw,github.com/versity/versitygw,$(VERSITYGW_VERSION),github.com/versity/versitygw/cmd/versitygw)
 
 conformance: tool-conformance ## run the OCI conformance suite (1.1 and dev); reports in ./results
 	rm -rf $(RESULTS)
