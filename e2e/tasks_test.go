@@ -79,7 +79,6 @@ func TestTasksAcrossRegistries(t *testing.T) {
 	}
 	wantLastRun(t, ca, "nightly", "to-b", "Succeeded", "")
 
-
 	// Read B back (public access on again, as the admin): the digests of
 	// the manifest and of every blob are A's.
 	cb.run(t, "update", "--public-network-access", "Enabled")
