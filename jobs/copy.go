@@ -108,7 +108,7 @@ func (r *Runner) repository(ref imageRef, p auth.Principal, cred orasauth.Creden
 func (r *Runner) copyImage(ctx context.Context, op *Operation, src *remote.Repository, srcRef string, dst *remote.Repository, dstRef string) (ocispec.Descriptor, error) {
 	root, err := src.Resolve(ctx, srcRef)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("source: %w", describe(err))
+		return ocispec.Descriptor{}, fmt.Errorf("source: %w", describe(reasonOf(ctx, src, srcRef, err)))
 	}
 	seen := map[digest.Digest]bool{}
 	var mu sync.Mutex
@@ -187,6 +187,22 @@ func describe(err error) error {
 		msg += " (the identity the work runs as needs a role there)"
 	}
 	return fmt.Errorf("%s %s: %d %s", re.Method, where, re.StatusCode, msg)
+}
+
+// reasonOf returns the error of a GET for reference when err is a HEAD's
+// refusal, whose answer has no body: the GET's error body carries the
+// registry's reason (a disabled export policy, a network denial).
+func reasonOf(ctx context.Context, src *remote.Repository, reference string, err error) error {
+	var re *orascode.ErrorResponse
+	if !errors.As(err, &re) || re.Method != http.MethodHead || len(re.Errors) > 0 {
+		return err
+	}
+	_, rc, getErr := src.FetchReference(ctx, reference)
+	if getErr == nil {
+		rc.Close()
+		return err
+	}
+	return getErr
 }
 
 // challenge asks a registry for its token service: GET /v2/ and read the
