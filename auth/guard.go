@@ -399,7 +399,12 @@ func (g *Guard) denial(r *http.Request, v verdict, endpoint string, client netip
 	case verdictNetworkDeny:
 		return NetworkDenied(v.decision, endpoint, client)
 	case verdictChallenge:
-		return errcode.Unauthorized.New("authentication required").SetHeader("WWW-Authenticate", g.challenge(r, v.scopes, ""))
+		// The detail is not decoration: Docker's client decodes an error
+		// without detail whose message is the code's default into a bare
+		// code, which its push retries five times (about 50 s) instead of
+		// failing at once; CNCF Distribution sends a detail too.
+		return (&errcode.Error{Code: errcode.Unauthorized, Message: "authentication required", Detail: challengeDetail}).
+			SetHeader("WWW-Authenticate", g.challenge(r, v.scopes, ""))
 	case verdictInvalid:
 		return (&errcode.Error{Code: errcode.Unauthorized, Message: "authentication failed", Detail: detail}).
 			SetHeader("WWW-Authenticate", g.challenge(r, nil, "invalid_token"))
@@ -409,6 +414,10 @@ func (g *Guard) denial(r *http.Request, v verdict, endpoint string, client netip
 	}
 	return &errcode.Error{Code: errcode.Denied, Message: "requested access to the resource is denied", Detail: detail}
 }
+
+// challengeDetail is the detail of a 401 challenge: whatever else held,
+// the caller did not authenticate.
+var challengeDetail = map[string]string{"stage": "authn", "reason": "NotAuthenticated"}
 
 // NetworkDenied is the 403 of SPEC §3.
 func NetworkDenied(d policy.Decision, endpoint string, client netip.Addr) *errcode.Error {

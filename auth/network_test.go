@@ -278,8 +278,10 @@ func checkAuthorize(t *testing.T, f *fixture, name string, c call, a netAction, 
 		return
 	case want.challenge:
 		p := challengeParams(t, e)
-		if p["error"] != "" || e.Detail != nil {
-			t.Errorf("%s: challenge %v detail %v, want a plain challenge", name, p, e.Detail)
+		// A plain challenge: no error parameter, and the authn detail
+		// (which keeps Docker's push from retrying a 401).
+		if s, r := detail(e); p["error"] != "" || s != "authn" || r != "NotAuthenticated" {
+			t.Errorf("%s: challenge %v detail %v, want a plain challenge with detail authn NotAuthenticated", name, p, e.Detail)
 		}
 	default:
 		if s, r := detail(e); s != want.stage || r != want.reason {
