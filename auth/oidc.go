@@ -149,13 +149,19 @@ func (o *oidcKeys) provider(issuer string) *oidcProvider {
 
 // key returns issuer's verification key kid, fetching discovery and JWKS
 // when the cache is cold or stale, and once more (rate-limited) when the
-// kid is unknown — issuers rotate keys.
+// kid is unknown — issuers rotate keys. A failed fetch is not retried for
+// oidcMinRefreshDelay either, so tokens naming a failing issuer do not
+// make moat ask it on every request.
 func (o *oidcKeys) key(ctx context.Context, issuer, kid string) (crypto.PublicKey, error) {
 	p := o.provider(issuer)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := o.now()
 	if p.keys == nil || now.Sub(p.fetched) > oidcCacheTTL {
+		// A fetch would have set fetched: the last attempt failed.
+		if !p.attempts.IsZero() && now.Sub(p.attempts) <= oidcMinRefreshDelay {
+			return nil, fmt.Errorf("issuer %s: fetching its keys failed; next attempt within %s", issuer, oidcMinRefreshDelay)
+		}
 		if err := o.refresh(ctx, issuer, p); err != nil {
 			return nil, err
 		}
