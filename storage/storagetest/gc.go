@@ -235,6 +235,20 @@ func (s MetaSuite) testCollectGarbageDuringPushes(t *testing.T) {
 	ctx := context.Background()
 	f := s.newGCFixture(t)
 	const grace = 200 * time.Millisecond
+	var uploads atomic.Int64
+	// push uploads a blob and links it. A push slower than the grace period
+	// can find its bytes collected between the upload and the link
+	// (LinkBlob says ErrBlobUnknown, as the registry would answer
+	// BLOB_UNKNOWN); the client uploads again.
+	push := func(repo, content string) (digest.Digest, error) {
+		for {
+			d, err := f.push(ctx, repo, content)
+			if !errors.Is(err, storage.ErrBlobUnknown) {
+				return d, err
+			}
+			uploads.Add(1)
+		}
+	}
 	type pushed struct {
 		repo, tag string
 		blobs     []digest.Digest
@@ -275,7 +289,7 @@ func (s MetaSuite) testCollectGarbageDuringPushes(t *testing.T) {
 				layers := []string{fmt.Sprintf("shared layer %d", i%3), fmt.Sprintf("own layer %d/%d", w, i%10)}
 				var ds []digest.Digest
 				for _, c := range layers {
-					d, err := f.push(ctx, repo, c)
+					d, err := push(repo, c)
 					if err != nil {
 						t.Errorf("push %s: %v", c, err)
 						return
@@ -299,7 +313,7 @@ func (s MetaSuite) testCollectGarbageDuringPushes(t *testing.T) {
 					retries.Add(1)
 					for j, d := range ds {
 						if d == missing.Digest {
-							if _, err := f.push(ctx, repo, layers[j]); err != nil {
+							if _, err := push(repo, layers[j]); err != nil {
 								t.Error(err)
 								return
 							}
@@ -350,5 +364,6 @@ func (s MetaSuite) testCollectGarbageDuringPushes(t *testing.T) {
 	if reclaim == 0 {
 		t.Error("nothing was reclaimed")
 	}
-	t.Logf("%d collections during the pushes; %d bytes reclaimed; %d manifests verified; %d manifest pushes retried", gcRuns, reclaim, len(live), retries.Load())
+	t.Logf("%d collections during the pushes; %d bytes reclaimed; %d manifests verified; %d manifest pushes and %d blob uploads retried",
+		gcRuns, reclaim, len(live), retries.Load(), uploads.Load())
 }
