@@ -130,9 +130,7 @@ func (s *DiskBlobs) Put(ctx context.Context, d digest.Digest, r io.Reader, size 
 		}
 	}()
 	h := d.Algorithm().Hash()
-	bp := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, *bp)
-	copyBuffers.Put(bp)
+	n, _, err := copyHashed(f, h, r)
 	if err != nil {
 		return n, err
 	}

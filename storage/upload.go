@@ -135,18 +135,21 @@ func (u *DiskUploads) Append(ctx context.Context, repository, id string, offset 
 	if err != nil {
 		return st.Upload, err
 	}
-	bp := copyBuffers.Get().(*[]byte)
-	var w io.Writer = f
+	var n int64
+	var copyErr error
+	hashed := false
 	if h != nil {
-		w = io.MultiWriter(f, h)
+		n, hashed, copyErr = copyHashed(f, h, r)
+	} else {
+		bp := copyBuffers.Get().(*[]byte)
+		n, copyErr = io.CopyBuffer(f, r, *bp)
+		copyBuffers.Put(bp)
 	}
-	n, copyErr := io.CopyBuffer(w, r, *bp)
-	copyBuffers.Put(bp)
 	if n > 0 {
 		st.Size += n
 		st.Updated = u.now().UTC()
 		st.HashState = nil
-		if h != nil {
+		if hashed {
 			if m, ok := h.(encoding.BinaryMarshaler); ok {
 				st.HashState, _ = m.MarshalBinary()
 			}
