@@ -34,6 +34,8 @@ func hashSecret(s string) (string, error) {
 type verifyCache struct {
 	mu      sync.Mutex
 	entries map[[32]byte]verified
+	// compare is bcrypt.CompareHashAndPassword when nil; tests count calls.
+	compare func(hash, password []byte) error
 }
 
 type verified struct {
@@ -58,21 +60,43 @@ func credentialKey(username, password string) [32]byte {
 
 // check reports whether password matches hash, consulting the cache.
 func (c *verifyCache) check(username, password, hash string, now time.Time) bool {
+	return c.checkAny(username, password, now, 1, func(int) string { return hash })
+}
+
+// checkAny reports whether password matches one of the n hashes that
+// hash(i) returns (an empty one, e.g. an expired secret's, is skipped).
+// The cache is consulted for all of them before any bcrypt comparison,
+// so a password that matches a later hash (a token's password2, an
+// identity's second secret during a rotation) does not pay a failed
+// comparison against an earlier one on every request.
+func (c *verifyCache) checkAny(username, password string, now time.Time, n int, hash func(i int) string) bool {
 	k := credentialKey(username, password)
 	c.mu.Lock()
 	e, ok := c.entries[k]
 	c.mu.Unlock()
-	if ok && e.hash == hash && now.Sub(e.at) < verifyCacheTTL {
+	if ok && now.Sub(e.at) < verifyCacheTTL {
+		for i := range n {
+			if h := hash(i); h != "" && h == e.hash {
+				return true
+			}
+		}
+	}
+	compare := c.compare
+	if compare == nil {
+		compare = bcrypt.CompareHashAndPassword
+	}
+	for i := range n {
+		h := hash(i)
+		if h == "" || compare([]byte(h), []byte(password)) != nil {
+			continue
+		}
+		c.mu.Lock()
+		if c.entries == nil || len(c.entries) >= verifyCacheMax {
+			c.entries = make(map[[32]byte]verified)
+		}
+		c.entries[k] = verified{hash: h, at: now}
+		c.mu.Unlock()
 		return true
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
-		return false
-	}
-	c.mu.Lock()
-	if c.entries == nil || len(c.entries) >= verifyCacheMax {
-		c.entries = make(map[[32]byte]verified)
-	}
-	c.entries[k] = verified{hash: hash, at: now}
-	c.mu.Unlock()
-	return true
+	return false
 }

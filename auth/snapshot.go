@@ -200,14 +200,9 @@ func (s *Snapshot) authenticateBasic(cache *verifyCache, username, password stri
 		if !r.Enabled {
 			return Principal{}, false
 		}
-		for i := range r.Secrets {
-			sec := &r.Secrets[i]
-			if sec.ExpiresAt != nil && !now.Before(*sec.ExpiresAt) {
-				continue
-			}
-			if cache.check(username, password, sec.Hash, now) {
-				return Principal{Kind: IdentityPrincipal, Name: r.Name, ID: r.PrincipalID}, true
-			}
+		live := func(i int) string { return liveHash(r.Secrets[i].Hash, r.Secrets[i].ExpiresAt, now) }
+		if cache.checkAny(username, password, now, len(r.Secrets), live) {
+			return Principal{Kind: IdentityPrincipal, Name: r.Name, ID: r.PrincipalID}, true
 		}
 		return Principal{}, false
 	}
@@ -219,14 +214,17 @@ func (s *Snapshot) authenticateBasic(cache *verifyCache, username, password stri
 	if t.rec.Status != TokenEnabled {
 		return Principal{}, false
 	}
-	for i := range t.rec.Passwords {
-		pw := &t.rec.Passwords[i]
-		if pw.ExpiresAt != nil && !now.Before(*pw.ExpiresAt) {
-			continue
-		}
-		if cache.check(username, password, pw.Hash, now) {
-			return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: t.rec.principalID()}, true
-		}
+	live := func(i int) string { return liveHash(t.rec.Passwords[i].Hash, t.rec.Passwords[i].ExpiresAt, now) }
+	if cache.checkAny(username, password, now, len(t.rec.Passwords), live) {
+		return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: t.rec.principalID()}, true
 	}
 	return Principal{}, false
+}
+
+// liveHash is hash, or "" when expiresAt has passed.
+func liveHash(hash string, expiresAt *time.Time, now time.Time) string {
+	if expiresAt != nil && !now.Before(*expiresAt) {
+		return ""
+	}
+	return hash
 }
