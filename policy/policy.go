@@ -71,37 +71,25 @@ func DefaultProperties() Properties {
 // their canonical form. It reports the first invalid value, naming the
 // property.
 func (p *Properties) Normalize() error {
-	switch p.PublicNetworkAccess {
-	case "":
-		p.PublicNetworkAccess = Enabled
-	case Enabled, Disabled:
-	default:
+	var ok bool
+	if p.PublicNetworkAccess, ok = canonical(p.PublicNetworkAccess, Enabled, Enabled, Disabled); !ok {
 		return fmt.Errorf("publicNetworkAccess: %q is not Enabled or Disabled", p.PublicNetworkAccess)
 	}
 	rs := &p.NetworkRuleSet
-	switch rs.DefaultAction {
-	case "":
-		rs.DefaultAction = ActionAllow
-	case ActionAllow, ActionDeny:
-	default:
+	if rs.DefaultAction, ok = canonical(rs.DefaultAction, ActionAllow, ActionAllow, ActionDeny); !ok {
 		return fmt.Errorf("networkRuleSet.defaultAction: %q is not Allow or Deny", rs.DefaultAction)
 	}
-	switch rs.Mode {
-	case "":
-		rs.Mode = ModeEnforce
-	case ModeEnforce, ModeAudit:
-	default:
+	if rs.Mode, ok = canonical(rs.Mode, ModeEnforce, ModeEnforce, ModeAudit); !ok {
 		return fmt.Errorf("networkRuleSet.mode: %q is not Enforce or Audit", rs.Mode)
 	}
-	switch p.NetworkRuleBypassOptions {
-	case "":
-		p.NetworkRuleBypassOptions = BypassTrustedServices
-	case BypassTrustedServices, BypassNone:
-	case BypassAzureServices:
-		p.NetworkRuleBypassOptions = BypassTrustedServices
-	default:
+	bypass, ok := canonical(p.NetworkRuleBypassOptions, BypassTrustedServices, BypassTrustedServices, BypassAzureServices, BypassNone)
+	if !ok {
 		return fmt.Errorf("networkRuleBypassOptions: %q is not TrustedServices, AzureServices or None", p.NetworkRuleBypassOptions)
 	}
+	if bypass == BypassAzureServices {
+		bypass = BypassTrustedServices
+	}
+	p.NetworkRuleBypassOptions = bypass
 	if len(rs.IPRules) > MaxIPRules {
 		return fmt.Errorf("networkRuleSet.ipRules: %d rules, at most %d", len(rs.IPRules), MaxIPRules)
 	}
@@ -111,12 +99,11 @@ func (p *Properties) Normalize() error {
 	seen := make(map[string]bool, len(rs.IPRules))
 	out := rs.IPRules[:0:0]
 	for i, r := range rs.IPRules {
-		if r.Action == "" {
-			r.Action = ActionAllow
-		}
-		if r.Action != ActionAllow {
+		action, ok := canonical(r.Action, ActionAllow, ActionAllow)
+		if !ok {
 			return fmt.Errorf("networkRuleSet.ipRules[%d].action: %q is not Allow", i, r.Action)
 		}
+		r.Action = action
 		pfx, err := ParseRuleValue(r.Value)
 		if err != nil {
 			return fmt.Errorf("networkRuleSet.ipRules[%d].value: %w", i, err)
@@ -130,6 +117,20 @@ func (p *Properties) Normalize() error {
 	}
 	rs.IPRules = out
 	return nil
+}
+
+// canonical matches s case-insensitively (as ARM and az do) against the
+// allowed values and returns the canonical spelling; empty is def.
+func canonical(s, def string, allowed ...string) (string, bool) {
+	if s == "" {
+		return def, true
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(s, a) {
+			return a, true
+		}
+	}
+	return s, false
 }
 
 // ParseRuleValue parses an ipRule value: an IPv4 or IPv6 address or CIDR.

@@ -82,20 +82,13 @@ func (s *DB) Repositories(_ context.Context, last string, n int, keep func(strin
 	return out, err
 }
 
-// blobRecord is the value in the global blobs bucket: size (uvarint) and
-// the Unix time it was last linked (varint), which garbage collection uses
-// as the mark that protects a blob a push is about to reference.
-func blobRecord(size int64, linked time.Time) []byte {
-	b := binary.AppendUvarint(nil, uint64(size))
-	return binary.AppendVarint(b, linked.Unix())
-}
-
-// linkRecord is a repository's link to a blob: size (uvarint) and the
-// Unix time of the last upload or mount (varint), which garbage
-// collection's grace period counts from.
+// linkRecord is a repository's link to a blob, and the global record of a
+// stored blob: size (uvarint) and the time in Unix milliseconds (varint)
+// of the last upload or mount (for a link) or mark (for the record), which
+// garbage collection's grace period counts from.
 func linkRecord(size int64, t time.Time) []byte {
 	b := binary.AppendUvarint(nil, uint64(size))
-	return binary.AppendVarint(b, t.Unix())
+	return binary.AppendVarint(b, t.UnixMilli())
 }
 
 func decodeLinkRecord(v []byte) (size int64, linked time.Time) {
@@ -104,7 +97,7 @@ func decodeLinkRecord(v []byte) (size int64, linked time.Time) {
 		return 0, time.Time{}
 	}
 	if t, k := binary.Varint(v[n:]); k > 0 {
-		linked = time.Unix(t, 0)
+		linked = time.UnixMilli(t)
 	}
 	return int64(u), linked
 }
@@ -126,7 +119,7 @@ func (s *DB) LinkBlob(_ context.Context, repository string, d digest.Digest, siz
 		if err := rb.links.Put([]byte(d), linkRecord(size, now)); err != nil {
 			return err
 		}
-		return blobs.Put([]byte(d), blobRecord(size, now))
+		return blobs.Put([]byte(d), linkRecord(size, now))
 	})
 }
 
@@ -135,7 +128,7 @@ func (s *DB) LinkBlob(_ context.Context, repository string, d digest.Digest, siz
 // store calls it before committing bytes.
 func (s *DB) MarkBlob(_ context.Context, d digest.Digest, size int64) error {
 	return s.writes.update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte(bucketBlobs)).Put([]byte(d), blobRecord(size, time.Now()))
+		return tx.Bucket([]byte(bucketBlobs)).Put([]byte(d), linkRecord(size, time.Now()))
 	})
 }
 
