@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,9 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,12 +27,13 @@ type signingKey struct {
 	pub  crypto.PublicKey
 }
 
-// KeyRing holds the token signing keys in <data>/keys: one PEM file per
-// key (PKCS #8, mode 0600) and keyring.json with each key's id, algorithm
-// and dates. The newest key signs; retired keys keep verifying until every
-// token they signed has expired (RetainFor after retirement).
+// KeyRing holds the token signing keys. The newest key signs; retired
+// keys keep verifying until every token they signed has expired
+// (retainFor after retirement). Where the keys persist is a keyStore: the
+// data directory for one server, or the shared metadata store, sealed
+// with a key from the configuration, for several replicas.
 type KeyRing struct {
-	dir       string
+	store     keyStore
 	retainFor time.Duration
 	now       func() time.Time
 
@@ -42,56 +41,62 @@ type KeyRing struct {
 	keys []*signingKey // newest first
 }
 
-// OpenKeyRing loads the keys under dir, generating the first on first
-// start, and drops retired keys whose tokens have all expired.
+// keyStore persists a key ring.
+type keyStore interface {
+	// load returns the stored keys, newest first, private halves included.
+	load(ctx context.Context) ([]*signingKey, error)
+	// update replaces the stored ring with what fn makes of it, in one
+	// step that concurrent updaters (other replicas) cannot interleave.
+	update(ctx context.Context, fn func([]*signingKey) ([]*signingKey, error)) ([]*signingKey, error)
+}
+
+// OpenKeyRing loads the keys kept in dir (one PEM file per key, PKCS #8,
+// mode 0600, and keyring.json with their ids, algorithms and dates),
+// generating the first on first start, and drops retired keys whose tokens
+// have all expired.
 func OpenKeyRing(dir string, retainFor time.Duration) (*KeyRing, error) {
-	k := &KeyRing{dir: dir, retainFor: retainFor, now: time.Now}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "keyring.json"))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, err
-	default:
-		var keys []*signingKey
-		if err := json.Unmarshal(b, &keys); err != nil {
-			return nil, fmt.Errorf("keys/keyring.json: %w", err)
-		}
-		for _, key := range keys {
-			if err := k.loadKey(key); err != nil {
+	return openKeyRing(context.Background(), &fileKeyStore{dir: dir}, retainFor)
+}
+
+func openKeyRing(ctx context.Context, store keyStore, retainFor time.Duration) (*KeyRing, error) {
+	k := &KeyRing{store: store, retainFor: retainFor, now: time.Now}
+	keys, err := store.update(ctx, func(keys []*signingKey) ([]*signingKey, error) {
+		if len(keys) == 0 {
+			key, err := newSigningKey(k.now())
+			if err != nil {
 				return nil, err
 			}
-			k.keys = append(k.keys, key)
+			return []*signingKey{key}, nil
 		}
-	}
-	if len(k.keys) == 0 {
-		if _, err := k.Rotate(); err != nil {
-			return nil, err
-		}
-	} else if err := k.prune(); err != nil {
+		return k.pruned(keys), nil
+	})
+	if err != nil {
 		return nil, err
 	}
+	k.keys = keys
 	return k, nil
 }
 
-func (k *KeyRing) loadKey(key *signingKey) error {
-	b, err := os.ReadFile(filepath.Join(k.dir, key.KID+".pem"))
+func newSigningKey(now time.Time) (*signingKey, error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return fmt.Errorf("keys/%s.pem: no PEM block", key.KID)
-	}
-	priv, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	return &signingKey{KID: thumbprint(&priv.PublicKey), Alg: "ES256", CreatedAt: now.UTC(), priv: priv, pub: priv.Public()}, nil
+}
+
+// parsePrivateKey reads a PKCS #8 ES256 key.
+func parsePrivateKey(key *signingKey, der []byte) error {
+	priv, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return fmt.Errorf("keys/%s.pem: %w", key.KID, err)
+		return fmt.Errorf("key %s: %w", key.KID, err)
 	}
 	signer, ok := priv.(*ecdsa.PrivateKey)
 	if !ok || key.Alg != "ES256" {
-		return fmt.Errorf("keys/%s.pem: unsupported key type", key.KID)
+		return fmt.Errorf("key %s: unsupported key type", key.KID)
 	}
 	key.priv, key.pub = signer, signer.Public()
 	return nil
@@ -100,60 +105,52 @@ func (k *KeyRing) loadKey(key *signingKey) error {
 // Rotate generates a new signing key and retires the current one. It
 // returns the new key's id.
 func (k *KeyRing) Rotate() (string, error) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := newSigningKey(k.now())
 	if err != nil {
 		return "", err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	keys, err := k.store.update(context.Background(), func(keys []*signingKey) ([]*signingKey, error) {
+		if len(keys) > 0 && keys[0].RetiredAt.IsZero() {
+			keys[0].RetiredAt = key.CreatedAt
+		}
+		return k.pruned(append([]*signingKey{key}, keys...)), nil
+	})
 	if err != nil {
 		return "", err
 	}
-	key := &signingKey{KID: thumbprint(&priv.PublicKey), Alg: "ES256", CreatedAt: k.now().UTC(), priv: priv, pub: priv.Public()}
-	if err := writeFileAtomic(filepath.Join(k.dir, key.KID+".pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-		return "", err
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if len(k.keys) > 0 && k.keys[0].RetiredAt.IsZero() {
-		k.keys[0].RetiredAt = key.CreatedAt
-	}
-	k.keys = append([]*signingKey{key}, k.keys...)
-	return key.KID, k.saveLocked()
+	k.set(keys)
+	return key.KID, nil
 }
 
-// prune forgets retired keys past their retention.
-func (k *KeyRing) prune() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	now := k.now()
-	kept := k.keys[:0]
-	var gone []string
-	for i, key := range k.keys {
-		if i > 0 && !key.RetiredAt.IsZero() && now.Sub(key.RetiredAt) > k.retainFor {
-			gone = append(gone, key.KID)
-			continue
-		}
-		kept = append(kept, key)
-	}
-	k.keys = kept
-	if len(gone) == 0 {
-		return nil
-	}
-	if err := k.saveLocked(); err != nil {
+// Reload rereads the ring (another replica may have rotated it).
+func (k *KeyRing) Reload(ctx context.Context) error {
+	keys, err := k.store.load(ctx)
+	if err != nil {
 		return err
 	}
-	for _, kid := range gone {
-		_ = os.Remove(filepath.Join(k.dir, kid+".pem"))
+	if len(keys) > 0 {
+		k.set(keys)
 	}
 	return nil
 }
 
-func (k *KeyRing) saveLocked() error {
-	b, err := json.MarshalIndent(k.keys, "", "  ")
-	if err != nil {
-		return err
+func (k *KeyRing) set(keys []*signingKey) {
+	k.mu.Lock()
+	k.keys = keys
+	k.mu.Unlock()
+}
+
+// pruned drops retired keys past their retention; the newest key stays.
+func (k *KeyRing) pruned(keys []*signingKey) []*signingKey {
+	now := k.now()
+	kept := make([]*signingKey, 0, len(keys))
+	for i, key := range keys {
+		if i > 0 && !key.RetiredAt.IsZero() && now.Sub(key.RetiredAt) > k.retainFor {
+			continue
+		}
+		kept = append(kept, key)
 	}
-	return writeFileAtomic(filepath.Join(k.dir, "keyring.json"), b)
+	return kept
 }
 
 // current is the signing key.
