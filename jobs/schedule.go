@@ -27,7 +27,9 @@ func (r *Runner) Schedule(ctx context.Context) {
 		if err != nil {
 			r.opts.Logger.Warn("reading tasks", "err", err)
 		}
-		t0 := now()
+		// Schedules are in UTC (moat task --schedule): cron reads them in
+		// the zone of the time it is given.
+		t0 := now().UTC()
 		var wakeAt time.Time
 		seen := map[string]bool{}
 		for _, t := range tasks {
