@@ -48,16 +48,17 @@ func (r imageRef) String() string {
 // component is a host when it holds '.' or ':' or is "localhost" (Docker's
 // rule); requireHost refuses a reference without one.
 func parseImageRef(s string, requireHost bool) (imageRef, error) {
-	first, _, hasSlash := strings.Cut(s, "/")
+	first, rest, hasSlash := strings.Cut(s, "/")
 	host := ""
 	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
 		host = first
-		s = s[len(first)+1:]
+	} else {
+		rest = s
 	}
 	if requireHost && host == "" {
 		return imageRef{}, fmt.Errorf("%q names no registry; expected REGISTRY/REPOSITORY:TAG", s)
 	}
-	parsed, err := registry.ParseReference(localHost + "/" + s)
+	parsed, err := registry.ParseReference(localHost + "/" + rest)
 	if err != nil {
 		return imageRef{}, fmt.Errorf("%q is not a reference like registry.example.com/app:1: %v", s, err)
 	}
