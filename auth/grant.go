@@ -9,14 +9,26 @@ type Grant interface {
 	// Actor names the caller for notifications and logs ("" when
 	// anonymous).
 	Actor() string
+	// Redirectable reports whether the caller may be sent to a presigned
+	// object-store URL: only over the public endpoint of a registry whose
+	// network rules restrict nobody, since such a URL works from any
+	// network.
+	Redirectable() bool
 }
 
 // AllowAll grants everything (the dev profile's loopback callers, moat's
-// own importer). Name is its Actor.
-type AllowAll struct{ Name string }
+// own importer). Name is its Actor; Redirect says whether it may be sent
+// to presigned URLs.
+type AllowAll struct {
+	Name     string
+	Redirect bool
+}
 
 // Allows implements Grant.
 func (AllowAll) Allows(string, Action) bool { return true }
 
 // Actor implements Grant.
 func (a AllowAll) Actor() string { return a.Name }
+
+// Redirectable implements Grant.
+func (a AllowAll) Redirectable() bool { return a.Redirect }

@@ -302,8 +302,9 @@ func (s *Snapshot) held(p Principal, sc Scope) Action {
 
 // principalGrant is the Grant of an authorized principal: its live roles.
 type principalGrant struct {
-	snap *Snapshot
-	p    Principal
+	snap     *Snapshot
+	p        Principal
+	redirect bool
 }
 
 func (pg principalGrant) Allows(repository string, a Action) bool {
@@ -311,6 +312,8 @@ func (pg principalGrant) Allows(repository string, a Action) bool {
 }
 
 func (pg principalGrant) Actor() string { return pg.p.Name }
+
+func (pg principalGrant) Redirectable() bool { return pg.redirect }
 
 // Authorize implements registry.Authorizer: the whole pipeline for a /v2
 // request that needs the given scopes.
@@ -348,10 +351,11 @@ func (g *Guard) Authorize(r *http.Request, need []Scope) (Grant, error) {
 		if v.decision.Audit || v.decision.Reason == policy.ReasonTrustedServiceBypass {
 			g.record(snap, v, endpoint, client, p, need)
 		}
+		redirect := endpoint == PublicEndpoint && !snap.Policy.Restricted()
 		if g.opts.Dev && p.Kind == Anonymous && IsLocalDevRequest(r) {
-			return AllowAll{}, nil
+			return AllowAll{Redirect: redirect}, nil
 		}
-		return principalGrant{snap, p}, nil
+		return principalGrant{snap, p, redirect}, nil
 	}
 	return nil, g.answer(r, snap, v, endpoint, client, p, need)
 }

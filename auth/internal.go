@@ -60,5 +60,5 @@ func (a InternalAuthorizer) Authorize(r *http.Request, need []Scope) (Grant, err
 				Detail: map[string]string{"stage": "authz", "reason": "NoRole"}}
 		}
 	}
-	return principalGrant{snap, p}, nil
+	return principalGrant{snap: snap, p: p}, nil
 }

@@ -62,6 +62,12 @@ type Config struct {
 	Notifications NotificationsConfig `yaml:"notifications"`
 	// Tracing exports OpenTelemetry traces; off unless an endpoint is set.
 	Tracing TracingConfig `yaml:"tracing"`
+	// Storage selects where blob bytes live.
+	Storage StorageConfig `yaml:"storage"`
+	// Metadata selects where metadata and control-plane state live.
+	Metadata MetadataConfig `yaml:"metadata"`
+	// Keys protects the token signing keys when replicas share them.
+	Keys KeysConfig `yaml:"keys"`
 }
 
 // RegistryConfig holds settings of the OCI API.
@@ -239,6 +245,8 @@ func Default() Config {
 		Limits:           LimitsConfig{AuthFailuresPerMinute: 10},
 		Log:              LogConfig{Format: "text", Level: "info"},
 		Tracing:          TracingConfig{SampleRatio: 1},
+		Storage:          StorageConfig{Driver: DriverFilesystem, S3: S3Config{RedirectTTL: Duration(time.Minute)}},
+		Metadata:         MetadataConfig{Driver: DriverBbolt},
 	}
 }
 
@@ -479,6 +487,7 @@ func (c *Config) Validate() error {
 		bad("gc.gracePeriod", "must be at least 1m: pushes in flight need time to send their manifest")
 	}
 	errs = append(errs, c.Notifications.validate()...)
+	errs = append(errs, c.validateBackends()...)
 	errs = append(errs, c.Tracing.validate()...)
 	switch c.Log.Format {
 	case "text", "json":

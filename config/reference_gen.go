@@ -341,6 +341,134 @@ var Reference = []Key{
 		Env:         "MOAT_TRACING_SERVICE_NAME",
 		Doc:         "serviceName is the service.name of the spans. Empty: moat.",
 	},
+	{
+		Path:        "storage.driver",
+		Type:        "string",
+		Default:     "filesystem",
+		FileDefault: "filesystem",
+		Env:         "MOAT_STORAGE_DRIVER",
+		Doc:         "driver is \"filesystem\" (blobs under data) or \"s3\" (an s3-compatible object store, for several replicas).",
+	},
+	{
+		Path:        "storage.s3.endpoint",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_STORAGE_S3_ENDPOINT",
+		Doc:         "endpoint is the service URL (\"https://minio.example:9000\"); empty is AWS S3.",
+	},
+	{
+		Path:        "storage.s3.region",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_STORAGE_S3_REGION",
+		Doc:         "region of the bucket (\"us-east-1\" when empty).",
+	},
+	{
+		Path:        "storage.s3.bucket",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_STORAGE_S3_BUCKET",
+		Doc:         "bucket holds the blobs; it must exist.",
+	},
+	{
+		Path:        "storage.s3.prefix",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_STORAGE_S3_PREFIX",
+		Doc:         "prefix is prepended to every object key (\"moat/\").",
+	},
+	{
+		Path:        "storage.s3.accessKey",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_STORAGE_S3_ACCESS_KEY",
+		Doc:         "accessKey and secretKey are static credentials; without them the SDK's default chain applies (environment, shared config, IRSA, instance role).",
+	},
+	{
+		Path:        "storage.s3.secretKey",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_STORAGE_S3_SECRET_KEY",
+		Doc:         "secretKey is the secret of accessKey (better set with MOAT_STORAGE_S3_SECRET_KEY or secretKeyFile).",
+	},
+	{
+		Path:        "storage.s3.secretKeyFile",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_STORAGE_S3_SECRET_KEY_FILE",
+		Doc:         "secretKeyFile is a file holding secretKey.",
+	},
+	{
+		Path:        "storage.s3.usePathStyle",
+		Type:        "bool",
+		Default:     "false",
+		FileDefault: "false",
+		Env:         "MOAT_STORAGE_S3_USE_PATH_STYLE",
+		Doc:         "usePathStyle addresses the bucket in the path, as most S3-compatible servers need.",
+	},
+	{
+		Path:        "storage.s3.redirect",
+		Type:        "bool",
+		Default:     "false",
+		FileDefault: "false",
+		Env:         "MOAT_STORAGE_S3_REDIRECT",
+		Doc:         "redirect answers blob downloads with a redirect to a presigned URL of the object store (ACR's data endpoint), after moat decided the request. Never for private-endpoint traffic, nor while network rules restrict access: a presigned URL works from any network.",
+	},
+	{
+		Path:        "storage.s3.redirectTTL",
+		Type:        "Duration",
+		Default:     "1m",
+		FileDefault: "1m",
+		Env:         "MOAT_STORAGE_S3_REDIRECT_TTL",
+		Doc:         "redirectTTL is how long a presigned URL is valid (at most 60s).",
+	},
+	{
+		Path:        "metadata.driver",
+		Type:        "string",
+		Default:     "bbolt",
+		FileDefault: "bbolt",
+		Env:         "MOAT_METADATA_DRIVER",
+		Doc:         "driver is \"bbolt\" (one file under data) or \"postgres\" (PostgreSQL, for several replicas).",
+	},
+	{
+		Path:        "metadata.dsn",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_METADATA_DSN",
+		Doc:         "dsn is the PostgreSQL connection string (postgres://user:pass@host/db or key=value pairs); better set with MOAT_METADATA_DSN or dsnFile.",
+	},
+	{
+		Path:        "metadata.dsnFile",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_METADATA_DSN_FILE",
+		Doc:         "dsnFile is a file holding dsn.",
+	},
+	{
+		Path:        "keys.encryptionKey",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_KEYS_ENCRYPTION_KEY",
+		Doc:         "encryptionKey seals the signing keys kept in the metadata store when metadata.driver is postgres (at least 32 bytes, e.g. the output of `openssl rand -base64 32`); every replica needs the same one.",
+	},
+	{
+		Path:        "keys.encryptionKeyFile",
+		Type:        "string",
+		Default:     "\"\"",
+		FileDefault: "\"\"",
+		Env:         "MOAT_KEYS_ENCRYPTION_KEY_FILE",
+		Doc:         "encryptionKeyFile is a file holding encryptionKey.",
+	},
 }
 
 // exampleYAML is the commented full example (Example).
@@ -540,4 +668,89 @@ const exampleYAML = "" +
 	"\n" +
 	"  # serviceName is the service.name of the spans. Empty: moat.\n" +
 	"  # env MOAT_TRACING_SERVICE_NAME\n" +
-	"  serviceName: \"\"\n"
+	"  serviceName: \"\"\n" +
+	"\n" +
+	"# storage selects where blob bytes live.\n" +
+	"storage:\n" +
+	"  # driver is \"filesystem\" (blobs under data) or \"s3\" (an s3-compatible\n" +
+	"  # object store, for several replicas).\n" +
+	"  # env MOAT_STORAGE_DRIVER\n" +
+	"  driver: filesystem\n" +
+	"\n" +
+	"  # s3 configures the s3 driver.\n" +
+	"  s3:\n" +
+	"    # endpoint is the service URL (\"https://minio.example:9000\"); empty is\n" +
+	"    # AWS S3.\n" +
+	"    # env MOAT_STORAGE_S3_ENDPOINT\n" +
+	"    endpoint: \"\"\n" +
+	"\n" +
+	"    # region of the bucket (\"us-east-1\" when empty).\n" +
+	"    # env MOAT_STORAGE_S3_REGION\n" +
+	"    region: \"\"\n" +
+	"\n" +
+	"    # bucket holds the blobs; it must exist.\n" +
+	"    # env MOAT_STORAGE_S3_BUCKET\n" +
+	"    bucket: \"\"\n" +
+	"\n" +
+	"    # prefix is prepended to every object key (\"moat/\").\n" +
+	"    # env MOAT_STORAGE_S3_PREFIX\n" +
+	"    prefix: \"\"\n" +
+	"\n" +
+	"    # accessKey and secretKey are static credentials; without them the\n" +
+	"    # SDK's default chain applies (environment, shared config, IRSA,\n" +
+	"    # instance role).\n" +
+	"    # env MOAT_STORAGE_S3_ACCESS_KEY\n" +
+	"    accessKey: \"\"\n" +
+	"\n" +
+	"    # secretKey is the secret of accessKey (better set with\n" +
+	"    # MOAT_STORAGE_S3_SECRET_KEY or secretKeyFile).\n" +
+	"    # env MOAT_STORAGE_S3_SECRET_KEY\n" +
+	"    secretKey: \"\"\n" +
+	"\n" +
+	"    # secretKeyFile is a file holding secretKey.\n" +
+	"    # env MOAT_STORAGE_S3_SECRET_KEY_FILE\n" +
+	"    secretKeyFile: \"\"\n" +
+	"\n" +
+	"    # usePathStyle addresses the bucket in the path, as most\n" +
+	"    # S3-compatible servers need.\n" +
+	"    # env MOAT_STORAGE_S3_USE_PATH_STYLE\n" +
+	"    usePathStyle: false\n" +
+	"\n" +
+	"    # redirect answers blob downloads with a redirect to a presigned URL\n" +
+	"    # of the object store (ACR's data endpoint), after moat decided the\n" +
+	"    # request. Never for private-endpoint traffic, nor while network rules\n" +
+	"    # restrict access: a presigned URL works from any network.\n" +
+	"    # env MOAT_STORAGE_S3_REDIRECT\n" +
+	"    redirect: false\n" +
+	"\n" +
+	"    # redirectTTL is how long a presigned URL is valid (at most 60s).\n" +
+	"    # env MOAT_STORAGE_S3_REDIRECT_TTL\n" +
+	"    redirectTTL: 1m\n" +
+	"\n" +
+	"# metadata selects where metadata and control-plane state live.\n" +
+	"metadata:\n" +
+	"  # driver is \"bbolt\" (one file under data) or \"postgres\" (PostgreSQL,\n" +
+	"  # for several replicas).\n" +
+	"  # env MOAT_METADATA_DRIVER\n" +
+	"  driver: bbolt\n" +
+	"\n" +
+	"  # dsn is the PostgreSQL connection string (postgres://user:pass@host/db\n" +
+	"  # or key=value pairs); better set with MOAT_METADATA_DSN or dsnFile.\n" +
+	"  # env MOAT_METADATA_DSN\n" +
+	"  dsn: \"\"\n" +
+	"\n" +
+	"  # dsnFile is a file holding dsn.\n" +
+	"  # env MOAT_METADATA_DSN_FILE\n" +
+	"  dsnFile: \"\"\n" +
+	"\n" +
+	"# keys protects the token signing keys when replicas share them.\n" +
+	"keys:\n" +
+	"  # encryptionKey seals the signing keys kept in the metadata store when\n" +
+	"  # metadata.driver is postgres (at least 32 bytes, e.g. the output of\n" +
+	"  # `openssl rand -base64 32`); every replica needs the same one.\n" +
+	"  # env MOAT_KEYS_ENCRYPTION_KEY\n" +
+	"  encryptionKey: \"\"\n" +
+	"\n" +
+	"  # encryptionKeyFile is a file holding encryptionKey.\n" +
+	"  # env MOAT_KEYS_ENCRYPTION_KEY_FILE\n" +
+	"  encryptionKeyFile: \"\"\n"

@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
@@ -33,9 +35,15 @@ func blobLocation(repo string, d digest.Digest) string {
 	return "/v2/" + repo + "/blobs/" + d.String()
 }
 
+// Presigner is a blob store that can hand out a time-limited URL of a
+// blob's bytes (an object store's presigned GET).
+type Presigner interface {
+	PresignGet(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
+}
+
 // getBlob answers GET and HEAD of /v2/<name>/blobs/<digest>, streaming the
 // file (sendfile) with Range support. A manifest is also readable as a blob.
-func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route, grant auth.Grant) error {
 	d, err := parseDigest(rt.Reference)
 	if err != nil {
 		return err
@@ -60,6 +68,16 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) e
 		}
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if p, ok := reg.blobs.(Presigner); ok && reg.opts.RedirectTTL > 0 && grant.Redirectable() && r.Header.Get("Range") == "" {
+		u, err := p.PresignGet(ctx, d, reg.opts.RedirectTTL)
+		if err != nil {
+			return err
+		}
+		h.Set("Location", u)
+		h.Del("Content-Type")
+		w.WriteHeader(http.StatusTemporaryRedirect)
 		return nil
 	}
 	f, size, err := reg.blobs.Open(ctx, d)

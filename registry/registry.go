@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
@@ -55,6 +56,10 @@ type Options struct {
 	MaxManifestSize int64
 	// MaxBlobSize bounds one blob (0: no limit); larger uploads get 413.
 	MaxBlobSize int64
+	// RedirectTTL, when set and the blob store can presign (an object
+	// store), answers blob GETs the Grant allows it for with a redirect to
+	// a presigned URL valid this long.
+	RedirectTTL time.Duration
 	// Logger receives server-side failures (default slog.Default()).
 	Logger *slog.Logger
 	// OnEvent, when set, is called after every successful push or delete.
@@ -144,7 +149,7 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 		if r.Method == http.MethodDelete {
 			return reg.deleteBlob(w, r, rt, grant)
 		}
-		return reg.getBlob(w, r, rt)
+		return reg.getBlob(w, r, rt, grant)
 	case KindUploadStart:
 		return reg.startUpload(w, r, rt, grant)
 	case KindUpload:

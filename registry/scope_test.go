@@ -24,6 +24,8 @@ func (g pullOnly) Allows(repo string, a auth.Action) bool { return g[repo] && a 
 
 func (g pullOnly) Actor() string { return "pull-only" }
 
+func (g pullOnly) Redirectable() bool { return false }
+
 // TestScopes pins the scopes each request asks the Authorizer for, and
 // that a denial is answered before the handler runs.
 func TestScopes(t *testing.T) {

@@ -13,7 +13,7 @@ func (s *Server) CollectGarbage(ctx context.Context, opts storage.GCOptions) (st
 		return storage.GCReport{}, storage.ErrBusy
 	}
 	defer s.gcMu.Unlock()
-	rep, err := s.db.CollectGarbage(ctx, s.blobs, opts)
+	rep, err := s.meta.CollectGarbage(ctx, s.blobs, opts)
 	s.metrics.gc(rep, err)
 	if err != nil {
 		s.log.Error("garbage collection failed", "err", err)

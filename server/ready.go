@@ -36,8 +36,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // notReady is why the server is not ready, or "".
 func (s *Server) notReady(r *http.Request) string {
-	if err := s.db.Check(r.Context()); err != nil {
+	if err := s.meta.Check(r.Context()); err != nil {
 		return "metadata store unavailable"
+	}
+	if err := s.checkBlobs(r.Context()); err != nil {
+		s.log.Warn("readiness: blob store unavailable", "err", err)
+		return "blob store unavailable"
 	}
 	if err := s.probe.check(filepath.Join(s.cfg.Data, "tmp")); err != nil {
 		s.log.Warn("readiness: data directory is not writable", "err", err)

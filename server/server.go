@@ -33,9 +33,13 @@ import (
 type Server struct {
 	cfg     config.Config
 	log     *slog.Logger
-	db      *storage.DB
-	blobs   *storage.DiskBlobs
-	uploads *storage.DiskUploads
+	meta    metaStore
+	blobs   storage.Blobs
+	uploads storage.Uploads
+	// listen follows other replicas' changes (PostgreSQL); nil for bbolt.
+	listen func(ctx context.Context, fn func()) error
+	// redirectTTL, when not zero, sends blob downloads to presigned URLs.
+	redirectTTL time.Duration
 	dir     *auth.Directory
 	keys    *auth.KeyRing
 	guard   *auth.Guard
@@ -85,19 +89,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 func (s *Server) open() error {
 	var err error
 	cfg := s.cfg
-	if s.db, err = storage.OpenDB(filepath.Join(cfg.Data, "meta.db"), storage.DBOptions{}); err != nil {
+	if err := s.openBackends(context.Background()); err != nil {
 		return err
 	}
-	if s.blobs, err = storage.NewDiskBlobs(cfg.Data, s.db); err != nil {
-		return err
-	}
-	if s.uploads, err = storage.NewDiskUploads(cfg.Data, s.blobs, s.db); err != nil {
-		return err
-	}
-	if s.keys, err = auth.OpenKeyRing(filepath.Join(cfg.Data, "keys"), auth.RefreshTokenTTL+auth.AccessTokenTTL); err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
-	if s.dir, err = auth.OpenDirectory(context.Background(), s.db); err != nil {
+	if s.dir, err = auth.OpenDirectory(context.Background(), s.meta); err != nil {
 		return fmt.Errorf("control-plane state: %w", err)
 	}
 	proxies, err := parsePrefixes(cfg.TrustedProxies)
@@ -105,7 +100,7 @@ func (s *Server) open() error {
 		return err
 	}
 	s.metrics = newMetrics()
-	s.auditor = auth.NewAuditor(s.db, s.log, s.metrics.decision)
+	s.auditor = auth.NewAuditor(s.meta, s.log, s.metrics.decision)
 	name := cfg.Registry.Name
 	if name == "" {
 		name = cfg.Listen
@@ -137,6 +132,7 @@ func (s *Server) open() error {
 		RelaxIndexReferences: cfg.Registry.RelaxIndexReferences,
 		MaxManifestSize:      cfg.Registry.MaxManifestSize,
 		MaxBlobSize:          cfg.Limits.MaxBlobSize,
+		RedirectTTL:          s.redirectTTL,
 		Logger:               s.log,
 	}
 	if s.notifier, err = s.newNotifier(); err != nil {
@@ -144,8 +140,9 @@ func (s *Server) open() error {
 	}
 	inprocOpts := regOpts
 	inprocOpts.OnEvent = s.onEvent(true)
-	s.inproc = newInproc(registry.New(s.db, s.blobs, s.uploads, s.guard.InternalAuthorizer(), inprocOpts))
-	s.jobs = jobs.New(jobs.Options{Guard: s.guard, Local: s.inproc.transport, Catalog: s.db, Logger: s.log, Version: VersionString()})
+	inprocOpts.RedirectTTL = 0 // in-process clients read the bytes themselves
+	s.inproc = newInproc(registry.New(s.meta, s.blobs, s.uploads, s.guard.InternalAuthorizer(), inprocOpts))
+	s.jobs = jobs.New(jobs.Options{Guard: s.guard, Local: s.inproc.transport, Catalog: s.meta, Logger: s.log, Version: VersionString()})
 	s.dir.Watch(func(*auth.Snapshot) { s.jobs.Wake() })
 	adminSources, err := parsePrefixes(cfg.Admin.AllowedSources)
 	if err != nil {
@@ -153,7 +150,7 @@ func (s *Server) open() error {
 	}
 	admin := api.New(api.Options{
 		Guard:          s.guard,
-		Audit:          s.db,
+		Audit:          s.meta,
 		Auditor:        s.auditor,
 		Listeners:      s.eps,
 		AllowedSources: adminSources,
@@ -165,7 +162,7 @@ func (s *Server) open() error {
 		Logger:         s.log,
 	})
 	regOpts.OnEvent = s.onEvent(false)
-	reg := registry.New(s.db, s.blobs, s.uploads, s.guard, regOpts)
+	reg := registry.New(s.meta, s.blobs, s.uploads, s.guard, regOpts)
 	s.handler = s.observe(newLimiter(s).wrap(s.routes(reg, admin)))
 	if cfg.Tracing.Endpoint != "" {
 		if s.tracer, err = newTracerProvider(cfg.Tracing); err != nil {
@@ -237,10 +234,16 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.public, s.ln = srv, ln
 	s.mu.Unlock()
-	s.wg.Add(5)
+	s.wg.Add(6)
 	go func() {
 		defer s.wg.Done()
 		s.collectGarbage()
+	}()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stop; cancel() }()
+		s.followChanges(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -380,8 +383,8 @@ func (s *Server) closeStores() error {
 	if s.auditor != nil {
 		s.auditor.Close()
 	}
-	if s.db != nil {
-		return s.db.Close()
+	if s.meta != nil {
+		return s.meta.Close()
 	}
 	return nil
 }
