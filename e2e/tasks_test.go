@@ -41,6 +41,14 @@ func TestTasksAcrossRegistries(t *testing.T) {
 	b.admin(t, http.MethodPut, "/admin/v1/identities/tasks-a-nightly/federated-credentials/registry-a",
 		map[string]any{"issuer": a.URL, "subject": "tasks:nightly", "audiences": []string{b.Host}}, http.StatusCreated)
 	cb.run(t, "role", "assign", "--assignee", "tasks-a-nightly", "--role", "AcrPush")
+	// The API's answers to credentials it must refuse: an issuer on plain
+	// http beyond loopback (400), the same (issuer, subject, audience)
+	// for another identity (409).
+	b.admin(t, http.MethodPut, "/admin/v1/identities/tasks-a-nightly/federated-credentials/plain-http",
+		map[string]any{"issuer": "http://issuer.example.com", "subject": "tasks:nightly", "audiences": []string{b.Host}}, http.StatusBadRequest)
+	b.admin(t, http.MethodPut, "/admin/v1/identities/impostor", map[string]any{"kind": "managedIdentity", "enabled": true}, http.StatusCreated)
+	b.admin(t, http.MethodPut, "/admin/v1/identities/impostor/federated-credentials/registry-a",
+		map[string]any{"issuer": a.URL, "subject": "tasks:nightly", "audiences": []string{b.Host}}, http.StatusConflict)
 
 	// Registry A: the task and its identity's role on the source.
 	ca.run(t, "service", "create", "nightly", "--type", "tasks", "--identity", "system")
