@@ -141,6 +141,12 @@ type LimitsConfig struct {
 	// AuthFailuresPerMinute is how many wrong passwords one client address
 	// may send in a minute before its password attempts get 429.
 	AuthFailuresPerMinute int `yaml:"authFailuresPerMinute"`
+	// ReadHeaderTimeout bounds the time a client may take to send a
+	// request's headers; a slower connection is closed (slowloris).
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	// IdleTimeout closes a keep-alive connection that sends no new request
+	// for this long.
+	IdleTimeout Duration `yaml:"idleTimeout"`
 }
 
 // LogConfig holds logging settings.
@@ -242,7 +248,7 @@ func Default() Config {
 		PrivateEndpoints: PrivateEndpointsConfig{AllowedAddresses: []string{"127.0.0.0/8", "::1/128"}},
 		Uploads:          UploadsConfig{IdleTimeout: Duration(24 * time.Hour)},
 		GC:               GCConfig{Interval: Duration(24 * time.Hour), GracePeriod: Duration(time.Hour)},
-		Limits:           LimitsConfig{AuthFailuresPerMinute: 10},
+		Limits:           LimitsConfig{AuthFailuresPerMinute: 10, ReadHeaderTimeout: Duration(30 * time.Second), IdleTimeout: Duration(2 * time.Minute)},
 		Log:              LogConfig{Format: "text", Level: "info"},
 		Tracing:          TracingConfig{SampleRatio: 1},
 		Storage:          StorageConfig{Driver: DriverFilesystem, S3: S3Config{RedirectTTL: Duration(time.Minute)}},
@@ -479,6 +485,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBlobSize < 0 {
 		bad("limits.maxBlobSize", "must not be negative")
+	}
+	if c.Limits.ReadHeaderTimeout < 0 {
+		bad("limits.readHeaderTimeout", "must not be negative")
+	}
+	if c.Limits.IdleTimeout < 0 {
+		bad("limits.idleTimeout", "must not be negative")
 	}
 	if c.GC.Interval < 0 {
 		bad("gc.interval", "must not be negative")

@@ -79,6 +79,10 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *config.Config) { c.Log.Level = "trace" }, []string{"log.level"}},
 		{"gc grace period too short", func(c *config.Config) { c.GC.GracePeriod = config.Duration(time.Second) }, []string{"gc.gracePeriod"}},
 		{"gc interval negative", func(c *config.Config) { c.GC.Interval = -1 }, []string{"gc.interval"}},
+		{"limits timeouts negative", func(c *config.Config) {
+			c.Limits.ReadHeaderTimeout = config.Duration(-time.Second)
+			c.Limits.IdleTimeout = config.Duration(-time.Second)
+		}, []string{"limits.readHeaderTimeout", "limits.idleTimeout"}},
 		{"everything wrong", func(c *config.Config) {
 			*c = config.Config{Listen: "x", TrustedProxies: []string{"y"}, TLS: config.TLSConfig{Cert: "c"}}
 		}, []string{"listen", "data", "trustedProxies[0]", "tls", "registry.maxManifestSize", "uploads.idleTimeout", "gc.gracePeriod", "log.format", "log.level"}},

@@ -182,6 +182,22 @@ var Reference = []Key{
 		Doc:         "authFailuresPerMinute is how many wrong passwords one client address may send in a minute before its password attempts get 429.",
 	},
 	{
+		Path:        "limits.readHeaderTimeout",
+		Type:        "Duration",
+		Default:     "30s",
+		FileDefault: "30s",
+		Env:         "MOAT_LIMITS_READ_HEADER_TIMEOUT",
+		Doc:         "readHeaderTimeout bounds the time a client may take to send a request's headers; a slower connection is closed (slowloris).",
+	},
+	{
+		Path:        "limits.idleTimeout",
+		Type:        "Duration",
+		Default:     "2m",
+		FileDefault: "2m",
+		Env:         "MOAT_LIMITS_IDLE_TIMEOUT",
+		Doc:         "idleTimeout closes a keep-alive connection that sends no new request for this long.",
+	},
+	{
 		Path:        "log.format",
 		Type:        "string",
 		Default:     "text",
@@ -596,6 +612,16 @@ const exampleYAML = "" +
 	"  # may send in a minute before its password attempts get 429.\n" +
 	"  # env MOAT_LIMITS_AUTH_FAILURES_PER_MINUTE\n" +
 	"  authFailuresPerMinute: 10\n" +
+	"\n" +
+	"  # readHeaderTimeout bounds the time a client may take to send a\n" +
+	"  # request's headers; a slower connection is closed (slowloris).\n" +
+	"  # env MOAT_LIMITS_READ_HEADER_TIMEOUT\n" +
+	"  readHeaderTimeout: 30s\n" +
+	"\n" +
+	"  # idleTimeout closes a keep-alive connection that sends no new request\n" +
+	"  # for this long.\n" +
+	"  # env MOAT_LIMITS_IDLE_TIMEOUT\n" +
+	"  idleTimeout: 2m\n" +
 	"\n" +
 	"# log holds logging settings.\n" +
 	"log:\n" +
