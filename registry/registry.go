@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moat-registry/moat/auth"
@@ -269,6 +270,11 @@ func mapError(err error) *errcode.Error {
 		return errcode.TooLarge.New(errBlobTooLarge.Error())
 	case errors.Is(err, context.Canceled):
 		return errcode.BlobUploadInvalid.New("request cancelled")
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return errStorageFull.Wrap(err)
 	}
 	return errcode.From(err)
 }
+
+// errStorageFull answers a write the disk (or a quota) has no room for.
+var errStorageFull = errcode.Code{Value: errcode.Unavailable.Value, Status: http.StatusInsufficientStorage, Message: "storage is full"}
