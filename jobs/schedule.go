@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -10,6 +12,11 @@ import (
 // parseSchedule parses a standard 5-field cron expression or a descriptor
 // (@daily, @hourly, @every 1h).
 func parseSchedule(spec string) (cron.Schedule, error) {
+	// cron.ParseStandard panics on a time zone with nothing after it
+	// ("TZ=UTC"): it slices up to the space that ends the zone.
+	if (strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=")) && !strings.Contains(spec, " ") {
+		return nil, errors.New("a time zone needs a schedule after it")
+	}
 	return cron.ParseStandard(spec)
 }
 
