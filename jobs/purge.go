@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"sort"
@@ -53,7 +54,9 @@ func parseAge(s string) (time.Duration, error) {
 	}
 	if n := len(s); n > 1 && s[n-1] == 'd' {
 		d, err := time.ParseDuration(s[:n-1] + "h")
-		if err != nil || d < 0 {
+		if err != nil || d < 0 || d > math.MaxInt64/24 {
+			// Past MaxInt64/24 the day count overflows into a negative age,
+			// whose cutoff would lie in the future.
 			return 0, fmt.Errorf("%q is not an age like 7d or 12h", s)
 		}
 		return 24 * d, nil
