@@ -1,0 +1,14 @@
+//go:build !linux
+
+package reliability
+
+import (
+	"errors"
+	"syscall"
+)
+
+func childProcAttr() *syscall.SysProcAttr { return nil }
+
+func mountTmpfs(string, string) (func() error, error) {
+	return nil, errors.New("tmpfs mounts are Linux-only")
+}
