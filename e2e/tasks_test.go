@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -189,9 +190,12 @@ func (m *adminMoat) cli(t testing.TB) adminCLI {
 
 func (c adminCLI) cmd(args ...string) command {
 	return command{
-		path:    c.bin,
-		args:    append(args, "--server", c.server, "--username", c.username, "--password", c.password),
-		env:     []string{"HOME=" + c.home, "XDG_CONFIG_HOME=" + filepath.Join(c.home, ".config")},
+		path: c.bin,
+		args: append(args, "--server", c.server, "--username", c.username, "--password", c.password),
+		env: []string{"HOME=" + c.home, "XDG_CONFIG_HOME=" + filepath.Join(c.home, ".config"),
+			// A race-built binary sleeps a second before it exits, for
+			// late reports; a CLI command has no goroutines left by then.
+			"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")},
 		dropEnv: "MOAT_",
 		timeout: time.Minute,
 	}
