@@ -16,42 +16,52 @@ const (
 	keyBootstrapped   = "bootstrapped"
 )
 
-// Bootstrap creates the admin identity with the Owner role at "/" on
-// first start. With password set (MOAT_ADMIN_PASSWORD) the admin's
-// bootstrap secret is set to it on every start, re-creating the identity
-// and its Owner role if they were removed; otherwise a password is
-// generated on first start and returned (the caller writes it to the data
-// dir). generated is empty when nothing was generated.
-func (d *Directory) Bootstrap(ctx context.Context, password string) (generated string, err error) {
-	snap := d.Snapshot()
+// BootstrapNeeded reports whether the admin identity was never created.
+func (d *Directory) BootstrapNeeded(ctx context.Context) (bool, error) {
 	var done bool
-	err = d.docs.ViewDocuments(ctx, func(tx storage.DocTx) error {
+	err := d.docs.ViewDocuments(ctx, func(tx storage.DocTx) error {
 		_, err := tx.Get(collMeta, keyBootstrapped)
 		done = err == nil
 		return nil
 	})
-	if err != nil {
-		return "", err
-	}
-	if done && password == "" {
-		return "", nil
-	}
+	return !done, err
+}
+
+// GeneratePassword returns a new random password for the admin identity.
+func GeneratePassword() string { return generateSecret() }
+
+// Bootstrap gives the admin identity (created if missing) the password
+// and the Owner role at "/" (SPEC §9). With firstOnly set it does so only
+// if no bootstrap happened yet — a generated password is written down by
+// the caller first, and another replica may have bootstrapped meanwhile —
+// and reports whether it applied. MOAT_ADMIN_PASSWORD is applied at every
+// start (firstOnly false), which also resets a lost password.
+func (d *Directory) Bootstrap(ctx context.Context, password string, firstOnly bool) (bool, error) {
 	if password == "" {
-		password = generateSecret()
-		generated = password
+		return false, invalid("the admin password is empty")
 	}
-	if rec := snap.identities[AdminName]; rec != nil {
-		for _, s := range rec.Secrets {
-			if s.ID == adminSecretID && d.verifyOnce(password, s.Hash) && snap.levels[rec.PrincipalID] == LevelOwner {
-				return generated, nil // already in place
+	snap := d.Snapshot()
+	if !firstOnly {
+		if rec := snap.identities[AdminName]; rec != nil && rec.Enabled {
+			for _, s := range rec.Secrets {
+				if s.ID == adminSecretID && d.verifyOnce(password, s.Hash) && snap.levels[rec.PrincipalID] == LevelOwner {
+					return true, nil // already in place
+				}
 			}
 		}
 	}
 	hash, err := hashSecret(password)
 	if err != nil {
-		return "", err
+		return false, err
 	}
+	applied := true
 	err = d.update(ctx, func(tx storage.DocTx) error {
+		if firstOnly {
+			if _, err := tx.Get(collMeta, keyBootstrapped); err == nil {
+				applied = false
+				return nil
+			}
+		}
 		var rec identityRecord
 		switch err := getJSON(tx, collIdentities, AdminName, &rec); {
 		case errors.Is(err, ErrNotFound):
@@ -76,7 +86,7 @@ func (d *Directory) Bootstrap(ctx context.Context, password string) (generated s
 		}
 		return tx.Put(collMeta, keyBootstrapped, []byte(d.now().UTC().Format(time.RFC3339)))
 	})
-	return generated, err
+	return applied, err
 }
 
 func (d *Directory) verifyOnce(password, hash string) bool {

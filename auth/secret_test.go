@@ -158,10 +158,19 @@ func TestBootstrap(t *testing.T) {
 		return id, snap.Level(p)
 	}
 
-	generated, err := f.dir.Bootstrap(ctx, "")
+	needed, err := f.dir.BootstrapNeeded(ctx)
 	f.must(err)
+	if !needed {
+		t.Fatal("a new directory does not need bootstrapping")
+	}
+	generated := auth.GeneratePassword()
 	if len(generated) < 32 {
 		t.Fatalf("generated password %q", generated)
+	}
+	applied, err := f.dir.Bootstrap(ctx, generated, true)
+	f.must(err)
+	if !applied {
+		t.Fatal("the first bootstrap did not apply")
 	}
 	id, lvl := admin()
 	if lvl != auth.LevelOwner || !id.Enabled || id.Kind != auth.KindUser || len(id.Secrets) != 1 {
@@ -175,19 +184,23 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("admin with the generated password: %v", e)
 	}
 
-	// Second start without the variable: nothing generated, nothing changed.
-	again, err := f.dir.Bootstrap(ctx, "")
+	// A second generated password (another replica, or a start after a
+	// crash) does not replace the first once bootstrap happened.
+	if needed, _ := f.dir.BootstrapNeeded(ctx); needed {
+		t.Error("bootstrap still needed after it applied")
+	}
+	applied, err = f.dir.Bootstrap(ctx, auth.GeneratePassword(), true)
 	f.must(err)
-	if again != "" {
-		t.Errorf("second start generated %q", again)
+	if applied {
+		t.Error("a second first-only bootstrap applied")
 	}
 	if id2, _ := admin(); id2.Secrets[0].CreatedAt != id.Secrets[0].CreatedAt {
 		t.Error("second start replaced the secret")
 	}
 
 	// MOAT_ADMIN_PASSWORD resets the password.
-	if g, err := f.dir.Bootstrap(ctx, "from-env"); err != nil || g != "" {
-		t.Fatalf("Bootstrap(env) = %q, %v", g, err)
+	if applied, err := f.dir.Bootstrap(ctx, "from-env", false); err != nil || !applied {
+		t.Fatalf("Bootstrap(env) = %v, %v", applied, err)
 	}
 	if _, e := f.authorize(call{user: auth.AdminName, pass: "from-env"}, push("anything")); e != nil {
 		t.Errorf("admin with MOAT_ADMIN_PASSWORD: %v", e)
@@ -201,7 +214,7 @@ func TestBootstrap(t *testing.T) {
 	if _, ok := f.dir.Snapshot().Identity(auth.AdminName); ok {
 		t.Fatal("admin not deleted")
 	}
-	if _, err := f.dir.Bootstrap(ctx, "from-env"); err != nil {
+	if _, err := f.dir.Bootstrap(ctx, "from-env", false); err != nil {
 		t.Fatal(err)
 	}
 	id3, lvl := admin()

@@ -283,20 +283,43 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 // bootstrap creates the admin identity (SPEC §9) and marks the server
 // ready.
 func (s *Server) bootstrap() {
-	generated, err := s.dir.Bootstrap(context.Background(), os.Getenv("MOAT_ADMIN_PASSWORD"))
-	if err != nil {
+	if err := s.bootstrapAdmin(context.Background()); err != nil {
 		s.log.Error("bootstrapping the admin identity", "err", err)
 		return
 	}
-	if generated != "" {
-		path := filepath.Join(s.cfg.Data, "admin-password")
-		if err := writeSecretFile(path, generated+"\n"); err != nil {
-			s.log.Error("writing the admin password", "err", err)
-			return
-		}
-		s.log.Info("created the admin identity; its password is in the data dir", "user", auth.AdminName, "file", path)
-	}
 	s.ready.Store(true)
+}
+
+// bootstrapAdmin applies MOAT_ADMIN_PASSWORD, or on first start generates
+// a password, writes it to <data>/admin-password (0600) and only then
+// stores its hash: a crash between the two leaves a file for a password
+// that was never set, and the next start generates another.
+func (s *Server) bootstrapAdmin(ctx context.Context) error {
+	if pw := os.Getenv("MOAT_ADMIN_PASSWORD"); pw != "" {
+		_, err := s.dir.Bootstrap(ctx, pw, false)
+		return err
+	}
+	needed, err := s.dir.BootstrapNeeded(ctx)
+	if err != nil || !needed {
+		return err
+	}
+	pw := auth.GeneratePassword()
+	path := filepath.Join(s.cfg.Data, "admin-password")
+	if err := writeSecretFile(path, pw+"\n"); err != nil {
+		return fmt.Errorf("writing the admin password: %w", err)
+	}
+	applied, err := s.dir.Bootstrap(ctx, pw, true)
+	if err != nil {
+		return err
+	}
+	if !applied {
+		// Another replica sharing the metadata store bootstrapped first.
+		_ = os.Remove(path)
+		s.log.Info("the admin identity was created by another replica; its password is in that replica's data dir")
+		return nil
+	}
+	s.log.Info("created the admin identity; its password is in the data dir", "user", auth.AdminName, "file", path)
+	return nil
 }
 
 // Ready reports whether bootstrap finished.
