@@ -42,8 +42,9 @@ type CopyTask struct {
 }
 
 // PurgeTask deletes tags older than OlderThan whose name matches Filter
-// (a regular expression, anchored), keeping the Keep newest, like
-// `acr purge`; with Untagged it also deletes manifests left without tags.
+// (a regular expression, anchored) except the Keep newest of them, as
+// `acr purge --keep` does; with Untagged it also deletes manifests left
+// without tags.
 type PurgeTask struct {
 	Repository string `json:"repository"`
 	Filter     string `json:"filter,omitempty"`

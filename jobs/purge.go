@@ -30,6 +30,11 @@ func purgeParams(p *auth.PurgeTask) (purgePlan, error) {
 	if filter == "" {
 		filter = ".*"
 	}
+	// The filter must be a whole expression on its own before it is
+	// anchored, so that "a)|(b" cannot escape the anchors.
+	if _, err := regexp.Compile(filter); err != nil {
+		return purgePlan{}, invalidf("purge.filter: %v", err)
+	}
 	re, err := regexp.Compile("^(?:" + filter + ")$")
 	if err != nil {
 		return purgePlan{}, invalidf("purge.filter: %v", err)
@@ -69,7 +74,7 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 // runPurge deletes the matching tags older than the cutoff (keeping the
-// newest Keep) and, with Untagged, the manifests nothing tags or
+// newest Keep of those) and, with Untagged, the manifests nothing tags or
 // references any more. Deletes go through the registry as the task's
 // identity, which needs the Delete role there.
 func (r *Runner) runPurge(ctx context.Context, op *Operation, t auth.Task, p auth.Principal) error {
@@ -85,16 +90,18 @@ func (r *Runner) runPurge(ctx context.Context, op *Operation, t auth.Task, p aut
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", repo, err)
 	}
-	var match []int
+	// As acr purge does: of the matching tags older than the cutoff, the
+	// Keep newest stay and the rest go.
+	var old []int
 	for i, tg := range tags {
-		if plan.filter.MatchString(tg.Name) {
-			match = append(match, i)
+		if plan.filter.MatchString(tg.Name) && tg.Updated.Before(cutoff) {
+			old = append(old, i)
 		}
 	}
-	sort.Slice(match, func(a, b int) bool { return tags[match[a]].Updated.After(tags[match[b]].Updated) })
+	sort.Slice(old, func(a, b int) bool { return tags[old[a]].Updated.After(tags[old[b]].Updated) })
 	var doomed []string
-	for k, i := range match {
-		if k >= t.Purge.Keep && tags[i].Updated.Before(cutoff) {
+	for k, i := range old {
+		if k >= t.Purge.Keep {
 			doomed = append(doomed, tags[i].Name)
 		}
 	}

@@ -19,7 +19,7 @@ func withNow(t *testing.T, at time.Time) {
 }
 
 // TestPurge: a purge task deletes the matching tags older than the cutoff
-// except the Keep newest matching ones (whatever their age), then, with
+// (Keep 0: all of them; TestPurgeKeep covers Keep), then, with
 // Untagged, the old manifests nothing tags or references: the children of
 // a tagged index and signatures whose subject exists are kept; an
 // untagged index goes, and its children after it; a signature goes once
@@ -47,7 +47,7 @@ func TestPurge(t *testing.T) {
 
 	withNow(t, cutoff.Add(time.Hour))
 	h.putTask(auth.Task{Service: "nightly", Name: "prune", Type: auth.TaskPurge,
-		Purge: &auth.PurgeTask{Repository: "app", Filter: "old-.*", OlderThan: "1h", Keep: 1, Untagged: true}})
+		Purge: &auth.PurgeTask{Repository: "app", Filter: "old-.*", OlderThan: "1h", Untagged: true}})
 	op := h.run("nightly", "prune")
 	if op.Status != StatusSucceeded {
 		t.Fatalf("purge: %s %s", op.Status, op.Error)
@@ -75,8 +75,9 @@ func TestPurge(t *testing.T) {
 	}
 }
 
-// TestPurgeKeep: Keep keeps the newest matching tags, counting young
-// ones; Filter is anchored; without Untagged the manifests stay.
+// TestPurgeKeep: as acr purge, Keep keeps the newest of the matching tags
+// older than the cutoff (young ones stay anyway); Filter is anchored;
+// without Untagged the manifests stay.
 func TestPurgeKeep(t *testing.T) {
 	h := newHarness(t)
 	h.tasksService("nightly", "AcrDelete", "/")
@@ -93,8 +94,8 @@ func TestPurgeKeep(t *testing.T) {
 	if op := h.run("nightly", "keep3"); op.Status != StatusSucceeded {
 		t.Fatalf("purge: %s %s", op.Status, op.Error)
 	}
-	if got, want := h.tags("keep"), []string{"k4", "k5", "k6", "xk6"}; !slices.Equal(got, want) {
-		t.Errorf("tags %q, want %q (the 3 newest matching, xk6 not matching the anchored filter)", got, want)
+	if got, want := h.tags("keep"), []string{"k3", "k4", "k5", "k6", "xk6"}; !slices.Equal(got, want) {
+		t.Errorf("tags %q, want %q (the 3 newest old matching ones, the young k6, xk6 not matching the anchored filter)", got, want)
 	}
 	left := h.manifests("keep")
 	for _, d := range all {
@@ -109,7 +110,7 @@ func TestPurgeKeep(t *testing.T) {
 	if op := h.run("nightly", "week"); op.Status != StatusSucceeded || op.Progress.TotalBlobs != 0 {
 		t.Fatalf("purge of nothing: %+v", op)
 	}
-	if got := h.tags("keep"); len(got) != 4 {
+	if got := h.tags("keep"); len(got) != 5 {
 		t.Errorf("tags %q after a purge with nothing old enough", got)
 	}
 }

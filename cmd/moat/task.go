@@ -114,7 +114,7 @@ func (f *taskFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.repository, "repository", "", "purge: repository whose tags are purged")
 	fs.StringVar(&f.olderThan, "older-than", "", "purge: age of the tags to delete, e.g. 7d, 12h, or 0 for any")
 	fs.StringVar(&f.filter, "filter", "", "purge: regular expression a tag must match as a whole (default: every tag)")
-	fs.IntVar(&f.keep, "keep", 0, "purge: number of newest matching tags kept whatever their age")
+	fs.IntVar(&f.keep, "keep", 0, "purge: of the tags old enough to go, how many of the newest to keep (as acr purge)")
 	fs.BoolVar(&f.untagged, "untagged", false, "purge: also delete manifests left without a tag")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{auth.TaskCopy, auth.TaskPurge}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("enabled", cobra.FixedCompletions([]string{"true", "false"}, cobra.ShellCompDirectiveNoFileComp))
