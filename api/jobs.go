@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
@@ -148,6 +149,11 @@ func (a *API) collectGarbage(w http.ResponseWriter, r *request) error {
 		var err error
 		if grace, err = parseLifetime(in.GracePeriod); err != nil {
 			return errcode.Invalid.New("gracePeriod: " + err.Error())
+		}
+		// As gc.gracePeriod: a push in flight needs time to send its
+		// manifest. A dry run deletes nothing and may look closer.
+		if grace < time.Minute && !in.DryRun {
+			return errcode.Invalid.New("gracePeriod: at least 1m (a shorter one may delete what a push in flight is about to reference); dryRun may use less")
 		}
 	}
 	rep, err := a.opts.GC(r.Context(), storage.GCOptions{GracePeriod: grace, Untagged: in.Untagged, DryRun: in.DryRun})

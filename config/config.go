@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -471,8 +472,8 @@ func (c *Config) Validate() error {
 	if c.Uploads.IdleTimeout <= 0 {
 		bad("uploads.idleTimeout", "must be positive")
 	}
-	if c.Limits.Rate < 0 {
-		bad("limits.rate", "must not be negative")
+	if c.Limits.Rate < 0 || math.IsNaN(c.Limits.Rate) || math.IsInf(c.Limits.Rate, 0) {
+		bad("limits.rate", "must be a non-negative number")
 	}
 	if c.Limits.Burst < 0 || (c.Limits.Rate > 0 && c.Limits.Burst == 0) {
 		bad("limits.burst", "must be positive when limits.rate is set")

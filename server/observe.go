@@ -3,9 +3,11 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -31,6 +33,18 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
+			// A handler's panic is a bug: log it with the stack, answer 500
+			// in the OCI shape if nothing was sent yet, keep serving.
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "handler panic", "id", id, "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !rec.wroteHeader {
+					errcode.Write(rec, r, errcode.Internal.New(""))
+				}
+			}
 			g.Dec()
 			d := time.Since(start)
 			s.metrics.observe(route, r.Method, rec.status, body.n, rec.n, d)
