@@ -26,6 +26,7 @@ func (a *app) newIdentityCommand() *cobra.Command {
 		showCommand(a, identitiesPath, "identity", a.printIdentities),
 		listCommand(a, identitiesPath, "identities", a.printIdentities),
 		a.newSecretCommand(),
+		a.newFederatedCredentialCommand(),
 		a.newImportHtpasswdCommand(),
 	)
 	return cmd
