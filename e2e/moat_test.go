@@ -131,7 +131,9 @@ func launchMoat(t testing.TB, bin, ip, data string, args, env []string) (*moatSe
 	}
 	defer logFile.Close() // the child holds its own descriptor
 	m.cmd = exec.Command(bin, append([]string{"serve", "--listen", host, "--data", data}, args...)...)
-	m.cmd.Env = append(environWithout("MOAT_"), env...)
+	// A race-built moat pauses a second at exit (GORACE atexit_sleep_ms);
+	// every stop would pay it.
+	m.cmd.Env = append(append(environWithout("MOAT_"), "GORACE=atexit_sleep_ms=0"), env...)
 	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
 	m.cmd.SysProcAttr = childProcAttr()
 	if err := m.cmd.Start(); err != nil {
