@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/moat-registry/moat/config"
 )
 
 // SettingsVersionHeader, on /readyz answers, is the version of the
@@ -43,7 +45,7 @@ func (s *Server) notReady(r *http.Request) string {
 		s.log.Warn("readiness: blob store unavailable", "err", err)
 		return "blob store unavailable"
 	}
-	if err := s.probe.check(filepath.Join(s.cfg.Data, "tmp")); err != nil {
+	if err := s.probe.check(s.probeDir()); err != nil {
 		s.log.Warn("readiness: data directory is not writable", "err", err)
 		return "data directory is not writable"
 	}
@@ -59,6 +61,16 @@ func (s *Server) notReady(r *http.Request) string {
 	default:
 	}
 	return ""
+}
+
+// probeDir is the directory the readiness probe writes to: <data>/tmp,
+// where blobs are written first, with the filesystem blob store; the
+// data directory itself with an object store, which has no tmp/.
+func (s *Server) probeDir() string {
+	if s.cfg.Storage.Driver == config.DriverS3 {
+		return s.cfg.Data
+	}
+	return filepath.Join(s.cfg.Data, "tmp")
 }
 
 // dataProbe checks that a directory accepts new files, remembering the
