@@ -39,7 +39,21 @@ type KeyRing struct {
 
 	mu   sync.RWMutex
 	keys []*signingKey // newest first
+
+	// reloadOnMiss makes a shared ring reload when asked for a key id it
+	// does not hold: another replica may have rotated the ring and signed
+	// a token with the new key before this replica's change notification
+	// arrived. missMu serialises those reloads; lastMiss (under missMu)
+	// spaces them by missReloadInterval.
+	reloadOnMiss bool
+	missMu       sync.Mutex
+	lastMiss     time.Time
 }
+
+// missReloadInterval is the least time between two reloads caused by
+// unknown key ids, so that tokens with made-up ids cost at most a few
+// reads of the metadata store a second.
+const missReloadInterval = 100 * time.Millisecond
 
 // keyStore persists a key ring.
 type keyStore interface {
@@ -160,8 +174,33 @@ func (k *KeyRing) current() *signingKey {
 	return k.keys[0]
 }
 
-// lookup finds a verification key by id.
+// lookup finds a verification key by id. A shared ring that does not
+// hold it reloads once and looks again (at most every
+// missReloadInterval).
 func (k *KeyRing) lookup(kid string) *signingKey {
+	if key := k.find(kid); key != nil || !k.reloadOnMiss || kid == "" {
+		return key
+	}
+	k.missMu.Lock()
+	defer k.missMu.Unlock()
+	if key := k.find(kid); key != nil {
+		return key // another caller reloaded meanwhile
+	}
+	now := k.now()
+	if since := now.Sub(k.lastMiss); !k.lastMiss.IsZero() && since >= 0 && since < missReloadInterval {
+		return nil
+	}
+	k.lastMiss = now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := k.Reload(ctx); err != nil {
+		return nil
+	}
+	return k.find(kid)
+}
+
+// find looks a key up in the ring as loaded.
+func (k *KeyRing) find(kid string) *signingKey {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	for _, key := range k.keys {

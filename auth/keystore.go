@@ -141,7 +141,12 @@ func OpenSharedKeyRing(ctx context.Context, docs storage.Documents, secret []byt
 	if err != nil {
 		return nil, err
 	}
-	return openKeyRing(ctx, &docKeyStore{docs: docs, aead: aead}, retainFor)
+	k, err := openKeyRing(ctx, &docKeyStore{docs: docs, aead: aead}, retainFor)
+	if err != nil {
+		return nil, err
+	}
+	k.reloadOnMiss = true
+	return k, nil
 }
 
 func (d *docKeyStore) load(ctx context.Context) ([]*signingKey, error) {
