@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -27,8 +28,20 @@ func ceilingServer(args []string) error {
 	file := fs.String("file", "", "file served at /blob")
 	dgst := fs.String("digest", "", "Docker-Content-Digest of the manifest answers")
 	size := fs.Int("manifest-size", 0, "Content-Length of the manifest answers")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server's life to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	length := strconv.Itoa(*size)
 	etag := `"` + *dgst + `"`

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,7 @@ type comparison struct {
 	results  []Result
 	procs    map[string]*Process // the main instances by subject
 	quiet    *quietGate
+	moatEnv  []string // added to moat's environment
 }
 
 func runCompare(ctx context.Context, args []string) error {
@@ -40,6 +42,8 @@ func runCompare(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "JSON file of every figure (default bench/results/<date>.json, -quick.json with --quick)")
 	keep := fs.Bool("keep", false, "keep the temp dir (data dirs and server logs)")
 	revision := fs.String("revision", "", "moat's source revision, recorded in the JSON (make bench: git describe)")
+	var moatEnv envList
+	fs.Var(&moatEnv, "moat-env", "KEY=VALUE added to moat's environment (repeatable), e.g. MOAT_LOG_LEVEL=warn")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,6 +76,7 @@ func runCompare(ctx context.Context, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	c := &comparison{opts: opts, moatBin: *moatBin, distBin: *distBin, dir: dir, progress: os.Stderr, procs: map[string]*Process{}}
+	c.moatEnv = moatEnv
 	c.quiet = &quietGate{maxBusy: opts.MaxBusy, maxWait: opts.MaxWait, log: c.logf}
 	defer c.stopAll()
 	start := time.Now()
@@ -82,6 +87,7 @@ func runCompare(ctx context.Context, args []string) error {
 	rep.Seconds = time.Since(start).Seconds()
 	rep.Builds = map[string]BuildInfo{subjectMoat: readBuild(*moatBin), subjectDist: readBuild(*distBin)}
 	rep.Revision = *revision
+	rep.MoatEnv = moatEnv
 	rep.Print(os.Stdout, []string{subjectMoat, subjectDist})
 	if err := rep.WriteJSON(*out); err != nil {
 		return err
@@ -171,7 +177,7 @@ func (c *comparison) start(subject, data string, policy bool, adminPassword stri
 	var spec procSpec
 	var err error
 	if subject == subjectMoat {
-		spec, err = moatSpec(c.moatBin, name, data, c.dir, policy, adminPassword)
+		spec, err = moatSpec(c.moatBin, name, data, c.dir, c.moatEnv, policy, adminPassword)
 	} else {
 		spec, err = distributionSpec(c.distBin, name, data, c.dir)
 	}
@@ -307,6 +313,19 @@ func binarySizes(moatBin, distBin string) []Result {
 		out = append(out, res)
 	}
 	return out
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 // BuildInfo is how a binary under test was built.

@@ -4,6 +4,7 @@
 //	moat-bench compare [flags]         moat and CNCF Distribution side by side, with ceilings
 //	moat-bench run --url URL [flags]   the load scenarios against any registry
 //	moat-bench profile [flags]         moat in a child process with CPU profiles per scenario
+//	moat-bench replicas [flags]        moat scaled out (PostgreSQL + S3) vs one replica
 //
 // `make bench` runs the full compare and `make bench-quick` a smoke one.
 // Hidden verbs: ceiling-server (the ceilings' plain net/http server) and
@@ -25,6 +26,7 @@ const usage = `usage:
   moat-bench compare [flags]        moat vs CNCF Distribution v3.1.2, interleaved, with ceilings
   moat-bench run --url URL [flags]  the load scenarios against any registry
   moat-bench profile [flags]        CPU profiles of moat per scenario phase
+  moat-bench replicas [flags]       3 replicas on PostgreSQL and S3 vs 1 on bbolt, and settings propagation
 
 Run "moat-bench <verb> -h" for the flags.
 `
@@ -52,6 +54,8 @@ func dispatch(args []string) error {
 		return runAgainst(ctx, args[1:])
 	case "profile":
 		return runProfile(ctx, args[1:])
+	case "replicas":
+		return runReplicas(ctx, args[1:])
 	case "ceiling-server":
 		stop() // the server handles its own signals
 		return ceilingServer(args[1:])
@@ -76,6 +80,7 @@ func runAgainst(ctx context.Context, args []string) error {
 	pass := fs.String("password", "", "password")
 	out := fs.String("out", "", "JSON file of every figure (none by default)")
 	workdir := fs.String("workdir", "", "where the large blob's temp file goes (default $TMPDIR)")
+	seeded := fs.Bool("seeded", false, "the small images are there already (an earlier run with the same --n pushed them): pull-small and head-manifest push nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +108,7 @@ func runAgainst(ctx context.Context, args []string) error {
 	if err := c.Ping(ctx); err != nil {
 		return err
 	}
-	suite := &Suite{Bench: bench, Targets: []*Target{{Name: *name, Client: c}}, Workdir: dir, Progress: os.Stderr}
+	suite := &Suite{Bench: bench, Targets: []*Target{{Name: *name, Client: c, smallSeeded: *seeded}}, Workdir: dir, Progress: os.Stderr}
 	rep := newReport(opts, suite.Run(ctx))
 	rep.Print(os.Stdout, []string{*name})
 	if *out != "" {

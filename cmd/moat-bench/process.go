@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -219,9 +220,9 @@ func tail(path string) string {
 	return "\n" + string(b)
 }
 
-// moatSpec runs `moat serve` on a fresh port over data. policy turns dev
-// off and sets the admin password.
-func moatSpec(bin, name, data, logDir string, policy bool, adminPassword string) (procSpec, error) {
+// moatSpec runs `moat serve` on a fresh port over data, with env added to
+// its environment. policy turns dev off and sets the admin password.
+func moatSpec(bin, name, data, logDir string, env []string, policy bool, adminPassword string) (procSpec, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return procSpec{}, err
@@ -230,6 +231,7 @@ func moatSpec(bin, name, data, logDir string, policy bool, adminPassword string)
 		name:  name,
 		bin:   bin,
 		args:  []string{"serve", "--listen", addr, "--data", data},
+		env:   env,
 		addr:  addr,
 		data:  data,
 		log:   filepath.Join(logDir, name+".log"),
@@ -237,7 +239,7 @@ func moatSpec(bin, name, data, logDir string, policy bool, adminPassword string)
 	}
 	if policy {
 		s.args = append(s.args, "--dev=false")
-		s.env = append(s.env, "MOAT_ADMIN_PASSWORD="+adminPassword)
+		s.env = append(slices.Clip(s.env), "MOAT_ADMIN_PASSWORD="+adminPassword)
 		s.ready = upOrAuth
 	}
 	return s, nil

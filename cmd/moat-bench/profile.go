@@ -35,15 +35,21 @@ func serveMoat(args []string) error {
 	data := fs.String("data", "", "data directory")
 	dev := fs.Bool("dev", true, "dev mode (anonymous loopback push and pull)")
 	control := fs.String("control", "127.0.0.1:0", "profiling control listener")
+	logLevel := fs.String("log-level", config.Default().Log.Level, "log level (moat's default logs every request at info)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := config.Default()
-	cfg.Listen, cfg.Data, cfg.Dev = *listen, *data, *dev
+	cfg.Listen, cfg.Data, cfg.Dev, cfg.Log.Level = *listen, *data, *dev, *logLevel
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// As `moat serve` logs: text to stderr at the configured level.
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
@@ -203,6 +209,7 @@ func runProfile(ctx context.Context, args []string) error {
 	of := bindOptions(fs)
 	outDir := fs.String("out-dir", filepath.Join("bench", "results", "profiles"), "where the profiles go")
 	policy := fs.Bool("policy", false, "moat with --dev=false, bearer tokens and 100 ip rules")
+	logLevel := fs.String("log-level", "info", "moat's log level (info, moat's default, logs every request)")
 	withTrace := fs.Bool("trace", false, "also an execution trace per phase (go tool trace -pprof=syscall shows time blocked in syscalls such as fsync)")
 	workdir := fs.String("workdir", "", "where the temp dir goes (default $TMPDIR)")
 	if err := fs.Parse(args); err != nil {
@@ -239,7 +246,7 @@ func runProfile(ctx context.Context, args []string) error {
 	spec := procSpec{
 		name:  "serve-moat",
 		bin:   self,
-		args:  []string{"serve-moat", "--listen", addr, "--data", filepath.Join(dir, "data"), "--control", caddr},
+		args:  []string{"serve-moat", "--listen", addr, "--data", filepath.Join(dir, "data"), "--control", caddr, "--log-level", *logLevel},
 		addr:  addr,
 		log:   filepath.Join(dir, "serve-moat.log"),
 		ready: only200,

@@ -19,13 +19,15 @@ import (
 type Report struct {
 	Date string `json:"date"`
 	// Revision is moat's source revision (git describe), when given.
-	Revision string               `json:"revision,omitempty"`
-	Host     Host                 `json:"host"`
-	Options  Options              `json:"options"`
-	Seconds  float64              `json:"seconds"`
-	Builds   map[string]BuildInfo `json:"builds,omitempty"`
-	Results  []Result             `json:"results"`
-	Targets  []TargetCheck        `json:"targets,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// MoatEnv is what --moat-env added to moat's environment.
+	MoatEnv []string             `json:"moatEnv,omitempty"`
+	Host    Host                 `json:"host"`
+	Options Options              `json:"options"`
+	Seconds float64              `json:"seconds"`
+	Builds  map[string]BuildInfo `json:"builds,omitempty"`
+	Results []Result             `json:"results"`
+	Targets []TargetCheck        `json:"targets,omitempty"`
 }
 
 // Host describes the machine.
