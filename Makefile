@@ -96,7 +96,7 @@ DISTRIBUTION_VERSION := v3.1.2
 BENCH_FLAGS ?=
 BENCH_REV   := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
-.PHONY: bench-quick bench-go bench-pprof bench-build tool-distribution
+.PHONY: bench-quick bench-replicas bench-go bench-pprof bench-build tool-distribution
 
 tool-distribution:
 	$(call tool-install,registry,github.com/distribution/distribution/v3,$(DISTRIBUTION_VERSION),github.com/distribution/distribution/v3/cmd/registry)
@@ -106,8 +106,16 @@ bench-build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/moat-static ./cmd/moat
 	$(GO) build -o $(BIN)/moat-bench ./cmd/moat-bench
 
-bench: tool-distribution bench-build ## moat vs Distribution v3.1.2 + ceilings, full (1 GiB blobs, 100,000 tags; minutes)
+bench: tool-distribution tool-versitygw bench-build ## moat vs Distribution v3.1.2 + ceilings, full (1 GiB blobs, 100,000 tags; minutes), then bench-replicas
 	$(BIN)/moat-bench compare --moat $(BIN)/moat-static --distribution $(BIN)/registry --revision $(BENCH_REV) $(BENCH_FLAGS)
+	$(BIN)/moat-bench replicas --moat $(BIN)/moat-static $(BENCH_REPLICAS_FLAGS)
+
+# bench-replicas: three replicas on PostgreSQL and S3 (versitygw, started by
+# the tool, as is a PostgreSQL cluster) vs one on bbolt; skipped when
+# PostgreSQL is not installed. BENCH_REPLICAS_FLAGS go to `moat-bench replicas`.
+BENCH_REPLICAS_FLAGS ?=
+bench-replicas: tool-versitygw bench-build ## 3 replicas (PostgreSQL + S3) vs 1 on bbolt: push/pull-small, settings propagation
+	$(BIN)/moat-bench replicas --moat $(BIN)/moat-static $(BENCH_REPLICAS_FLAGS)
 
 bench-quick: tool-distribution bench-build ## the same comparison with small sizes, under a minute (CI smoke)
 	$(BIN)/moat-bench compare --quick --moat $(BIN)/moat-static --distribution $(BIN)/registry --revision $(BENCH_REV) $(BENCH_FLAGS)

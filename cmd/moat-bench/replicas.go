@@ -281,7 +281,7 @@ func (so *scaleOut) smallRound(ctx context.Context, conc int) {
 }
 
 // propagation toggles publicNetworkAccess through the first replica
-// rounds times and, after each answer, polls every other replica's GET
+// rounds times (Disabled, Enabled, …) and, after each answer, polls every other replica's GET
 // /v2/ as the admin until it enforces the change: 403 once disabled, 200
 // once enabled again. It reports the median and maximum delay from the
 // PATCH's answer to the first enforcing answer.
@@ -302,7 +302,7 @@ func (so *scaleOut) propagation(ctx context.Context, rounds int) (Result, error)
 		return resp.StatusCode, nil
 	}
 	var delays []time.Duration
-	for i := range rounds * 2 {
+	for i := range rounds {
 		access, want := "Disabled", http.StatusForbidden
 		if i%2 == 1 {
 			access, want = "Enabled", http.StatusOK
@@ -396,7 +396,7 @@ func (so *scaleOut) print(w io.Writer, rep replicasReport) {
 	if p := find("settings propagation", so.subjectN); p != nil {
 		med, _ := p.Metric("median")
 		mx, _ := p.Metric("max")
-		fmt.Fprintf(w, "\nsettings propagation (publicNetworkAccess toggled through one replica, %d enforcements by the others): median %.2f ms, max %.2f ms\n",
-			p.Ops, med, mx)
+		fmt.Fprintf(w, "\nsettings propagation (publicNetworkAccess changed %d times through one replica; delay to each other replica's first enforcing answer, %d in all): median %.2f ms, max %.2f ms\n",
+			so.f.rounds, p.Ops, med, mx)
 	}
 }

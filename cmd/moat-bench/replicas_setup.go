@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/moat-registry/moat/storage/postgres/pgtest"
 	"github.com/moat-registry/moat/storage/s3/s3test"
 )
@@ -65,6 +67,18 @@ func startBackends(ctx context.Context, f *replicaFlags) (*backends, error) {
 		}
 		b.s3 = s
 		if b.Bucket, err = s.CreateBucket(ctx); err != nil {
+			b.stop()
+			return nil, err
+		}
+		// versitygw's POSIX backend removes a key's empty parent
+		// directories when it deletes the key, racing with a concurrent
+		// write under the same parent: a staging segment deleted as its
+		// upload finishes can take uploads/ away while another upload
+		// creates uploads/<id>/, which fails with 409
+		// ExistingObjectIsDirectory (a 500 for the client, a few per
+		// thousand pushes at c=8). A directory object stops the
+		// removal; real S3 has no directories to race on.
+		if _, err := s.Client().PutObject(ctx, &awss3.PutObjectInput{Bucket: &b.Bucket, Key: aws.String("uploads/")}); err != nil {
 			b.stop()
 			return nil, err
 		}
