@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/moat-registry/moat/storage"
@@ -14,6 +15,12 @@ func (s *Server) CollectGarbage(ctx context.Context, opts storage.GCOptions) (st
 	}
 	defer s.gcMu.Unlock()
 	rep, err := s.meta.CollectGarbage(ctx, s.blobs, opts)
+	if errors.Is(err, storage.ErrBusy) {
+		// Another replica holds the collector's lock: its collection
+		// is the one that runs, and nothing failed here.
+		s.log.Info("garbage collection skipped: another replica is collecting")
+		return rep, err
+	}
 	s.metrics.gc(rep, err)
 	if err != nil {
 		s.log.Error("garbage collection failed", "err", err)
