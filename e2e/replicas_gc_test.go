@@ -94,6 +94,20 @@ func replicasGC(t *testing.T, rs *replicaSet, _ *roundRobin) {
 		t.Fatalf("%d collections ran and %d were refused with 409, want 1 and %d", ran, busy, len(rs.replicas)-1)
 	}
 
+	// Finding another replica's collection running is no failure: no
+	// error counted in the metrics that alerts watch.
+	for _, r := range rs.replicas {
+		a := r.send(t, rs, http.MethodGet, "/metrics", nil, nil)
+		if a.status != http.StatusOK {
+			t.Fatalf("GET /metrics on %s: %s", r.name, a)
+		}
+		for line := range strings.Lines(string(a.body)) {
+			if strings.HasPrefix(line, `moat_gc_runs_total{result="error"}`) {
+				t.Errorf("replica %s counts a failed collection: %s", r.name, strings.TrimSpace(line))
+			}
+		}
+	}
+
 	for i, d := range garbage {
 		if i%50 != 0 {
 			continue
