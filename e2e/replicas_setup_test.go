@@ -38,6 +38,7 @@ const replicaEncryptionKey = "replicas-test-encryption-key-0123456789abcdef"
 type replicaSet struct {
 	replicas []*replica
 	password string
+	config   string // the replicas' configuration file
 	dsn      string
 	s3       *s3test.Server
 	bucket   string
@@ -90,6 +91,7 @@ func startReplicaSet(t *testing.T) *replicaSet {
 	rs.bucket = opts.Bucket
 	cfg := fmt.Sprintf(replicaConfig, replicaServiceName, opts.Endpoint, opts.Region, opts.Bucket,
 		opts.AccessKey, opts.SecretKey, rs.dsn, replicaEncryptionKey)
+	rs.config = cfg
 	names := []string{"A", "B", "C"}
 	rs.replicas = make([]*replica, len(names))
 	errs := make([]error, len(names))

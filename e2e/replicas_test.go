@@ -40,6 +40,9 @@ import (
 //     enforced by B and C, with the delay measured and logged;
 //   - tokens: a token from A verifies on B and C; after `moat keys
 //     rotate` through B, a token of the new key from C verifies on A;
+//   - presigned redirects (replicas_redirect_test.go): a fourth replica
+//     with storage.s3.redirect sends blob GETs to presigned URLs of the
+//     bucket, except for ranges and while network rules restrict access;
 //   - one garbage collector: POST /admin/v1/gc on A, B and C at once
 //     runs one collection and answers 409 to the others.
 //
@@ -59,6 +62,7 @@ func TestReplicas(t *testing.T) {
 		{"replica killed mid-upload", replicasKilledMidUpload},
 		{"policy in step", replicasPolicyInStep},
 		{"tokens verify everywhere", replicasTokens},
+		{"presigned redirects", replicasRedirect},
 		{"one garbage collector", replicasGC},
 	}
 	for _, s := range steps {
