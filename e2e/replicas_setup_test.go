@@ -201,7 +201,8 @@ func startPostgres(t *testing.T) string {
 // its targets in turn, as a load balancer without affinity does: the
 // requests of one push or one upload land on different replicas. It
 // passes the Host header and Location answers through unchanged (moat's
-// Locations are path-absolute) and adds X-Forwarded-For.
+// Locations are path-absolute) and sets X-Forwarded-For, -Host and
+// -Proto, which the replicas believe from 127.0.0.1 (trustedProxies).
 type roundRobin struct {
 	// Host is 127.0.0.1:PORT; URL is http://Host.
 	Host, URL string
@@ -220,11 +221,12 @@ func startRoundRobin(t testing.TB, replicas []*replica) *roundRobin {
 		p.retarget(t, i, r)
 	}
 	proxy := &httputil.ReverseProxy{
-		Director: func(req *http.Request) {
+		Rewrite: func(pr *httputil.ProxyRequest) {
 			i := int((p.next.Add(1) - 1) % uint64(len(p.targets)))
 			p.counts[i].Add(1)
 			u := p.targets[i].Load()
-			req.URL.Scheme, req.URL.Host = u.Scheme, u.Host
+			pr.Out.URL.Scheme, pr.Out.URL.Host = u.Scheme, u.Host // Host stays the proxy's
+			pr.SetXForwarded()
 		},
 		Transport: &http.Transport{
 			Proxy:               nil,
