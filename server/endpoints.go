@@ -27,6 +27,9 @@ type endpointListeners struct {
 type endpointListener struct {
 	listen string
 	tls    bool
+	// confirmed: the endpoint was seen stored. An endpoint the admin API is
+	// creating listens before it is stored; follow leaves it alone until then.
+	confirmed bool
 	srv    *http.Server
 	ln     net.Listener
 	done   chan struct{}
@@ -136,6 +139,7 @@ func (m *endpointListeners) restore(ctx context.Context) {
 			m.s.log.Error("reopening private endpoint", "endpoint", e.Name, "listen", e.Listen, "err", err)
 			continue
 		}
+		m.confirm(e.Name)
 		if addr != e.Address {
 			e.Address = addr
 			if _, _, err := m.s.dir.PutPrivateEndpoint(ctx, e); err != nil {
@@ -143,4 +147,57 @@ func (m *endpointListeners) restore(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// follow keeps the listeners in step with the stored endpoints, whichever
+// replica changed them: each kick (a settings change) opens the endpoints
+// this server does not listen for yet and closes those that are gone. It
+// never writes to the directory: the replica that created an endpoint
+// recorded its address.
+func (m *endpointListeners) follow(ctx context.Context, kicks <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kicks:
+		}
+		want := map[string]bool{}
+		for _, e := range m.s.dir.Snapshot().Endpoints() {
+			want[e.Name] = true
+			m.mu.Lock()
+			el := m.open[e.Name]
+			same := el != nil && el.listen == e.Listen && el.tls == e.TLS
+			if same {
+				el.confirmed = true
+			}
+			m.mu.Unlock()
+			if same {
+				continue
+			}
+			if _, err := m.Open(e.Name, e.Listen, e.TLS); err != nil {
+				m.s.log.Warn("private endpoint changed elsewhere; cannot listen for it here", "endpoint", e.Name, "listen", e.Listen, "err", err)
+				continue
+			}
+			m.confirm(e.Name)
+		}
+		m.mu.Lock()
+		var gone []string
+		for name, el := range m.open {
+			if !want[name] && el.confirmed {
+				gone = append(gone, name)
+			}
+		}
+		m.mu.Unlock()
+		for _, name := range gone {
+			_ = m.Close(name)
+		}
+	}
+}
+
+func (m *endpointListeners) confirm(name string) {
+	m.mu.Lock()
+	if el := m.open[name]; el != nil {
+		el.confirmed = true
+	}
+	m.mu.Unlock()
 }

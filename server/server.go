@@ -40,16 +40,16 @@ type Server struct {
 	listen func(ctx context.Context, fn func()) error
 	// redirectTTL, when not zero, sends blob downloads to presigned URLs.
 	redirectTTL time.Duration
-	dir     *auth.Directory
-	keys    *auth.KeyRing
-	guard   *auth.Guard
-	auditor *auth.Auditor
-	metrics *metrics
-	tls     *certSource
-	eps     *endpointListeners
-	inproc  *inproc
-	jobs    *jobs.Runner
-	handler http.Handler
+	dir         *auth.Directory
+	keys        *auth.KeyRing
+	guard       *auth.Guard
+	auditor     *auth.Auditor
+	metrics     *metrics
+	tls         *certSource
+	eps         *endpointListeners
+	inproc      *inproc
+	jobs        *jobs.Runner
+	handler     http.Handler
 
 	notifier *notify.Notifier         // nil without notification endpoints
 	tracer   *sdktrace.TracerProvider // nil without tracing.endpoint
@@ -234,7 +234,20 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.public, s.ln = srv, ln
 	s.mu.Unlock()
-	s.wg.Add(6)
+	kicks := make(chan struct{}, 1)
+	s.dir.Watch(func(*auth.Snapshot) {
+		select {
+		case kicks <- struct{}{}:
+		default:
+		}
+	})
+	s.wg.Add(7)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stop; cancel() }()
+		s.eps.follow(ctx, kicks)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.collectGarbage()
