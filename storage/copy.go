@@ -3,11 +3,16 @@ package storage
 import (
 	"hash"
 	"io"
+	"os"
 	"sync"
 )
 
 // copyChunk is the size of the buffers copyHashed moves bytes in.
 const copyChunk = 1 << 20
+
+// writebackChunk is how much of a large upload is written before the
+// kernel is asked to start writing it back.
+const writebackChunk = 8 << 20
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
 
@@ -47,6 +52,12 @@ func copyHashed(dst io.Writer, h hash.Hash, src io.Reader) (written int64, hashe
 	var wrote int64
 	var werr error
 	done := make(chan struct{})
+	f, _ := dst.(*os.File)
+	var flushed int64 // start of the range not yet handed to writeback
+	var base int64    // the file offset the copy started at
+	if f != nil {
+		base, _ = f.Seek(0, io.SeekCurrent)
+	}
 	go func() {
 		defer close(done)
 		for c := range toWrite {
@@ -54,6 +65,10 @@ func copyHashed(dst io.Writer, h hash.Hash, src io.Reader) (written int64, hashe
 				m, err := dst.Write((*c.b)[:c.n])
 				wrote += int64(m)
 				werr = err
+				if f != nil && wrote-flushed >= writebackChunk {
+					startWriteback(f, base+flushed, wrote-flushed)
+					flushed = wrote
+				}
 			}
 			chunkPool.Put(c.b)
 		}
