@@ -60,6 +60,16 @@ func (s *Server) openBackends(ctx context.Context) error {
 		}
 		s.meta = db
 	}
+	// Upload session states: shared through PostgreSQL by replicas, else in
+	// a file of their own, written without fsync (storage.SessionDB).
+	states := storage.UploadStates(s.meta)
+	if cfg.Metadata.Driver != config.DriverPostgres {
+		sessions, err := storage.OpenSessionDB(filepath.Join(cfg.Data, "uploads.db"))
+		if err != nil {
+			return err
+		}
+		s.sessions, states = sessions, sessions
+	}
 	switch cfg.Storage.Driver {
 	case config.DriverS3:
 		c := cfg.Storage.S3
@@ -70,7 +80,7 @@ func (s *Server) openBackends(ctx context.Context) error {
 		st, err := s3.New(ctx, s3.Options{
 			Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
 			AccessKey: c.AccessKey, SecretKey: secret, UsePathStyle: c.UsePathStyle,
-		}, s.meta, s.meta)
+		}, states, s.meta)
 		if err != nil {
 			return err
 		}
@@ -83,7 +93,7 @@ func (s *Server) openBackends(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		uploads, err := storage.NewDiskUploads(cfg.Data, blobs, s.meta)
+		uploads, err := storage.NewDiskUploads(cfg.Data, blobs, states)
 		if err != nil {
 			return err
 		}
@@ -147,4 +157,3 @@ func (s *Server) checkBlobs(ctx context.Context) error {
 	}
 	return nil
 }
-

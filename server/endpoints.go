@@ -30,9 +30,9 @@ type endpointListener struct {
 	// confirmed: the endpoint was seen stored. An endpoint the admin API is
 	// creating listens before it is stored; follow leaves it alone until then.
 	confirmed bool
-	srv    *http.Server
-	ln     net.Listener
-	done   chan struct{}
+	srv       *http.Server
+	ln        net.Listener
+	done      chan struct{}
 }
 
 // Allowed implements api.Listeners: listen must be an IP address and port

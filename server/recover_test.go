@@ -36,4 +36,3 @@ func TestPanicIsAnInternalError(t *testing.T) {
 		t.Fatalf("after the panic: %d", w.Code)
 	}
 }
-

@@ -36,6 +36,9 @@ type Server struct {
 	meta    metaStore
 	blobs   storage.Blobs
 	uploads storage.Uploads
+	// sessions holds upload session states for one server (nil on
+	// PostgreSQL, which holds them itself).
+	sessions *storage.SessionDB
 	// listen follows other replicas' changes (PostgreSQL); nil for bbolt.
 	listen func(ctx context.Context, fn func()) error
 	// redirectTTL, when not zero, sends blob downloads to presigned URLs.
@@ -418,6 +421,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) closeStores() error {
 	if s.auditor != nil {
 		s.auditor.Close()
+	}
+	if s.sessions != nil {
+		_ = s.sessions.Close()
 	}
 	if s.meta != nil {
 		return s.meta.Close()

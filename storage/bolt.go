@@ -192,26 +192,32 @@ func (s *DB) Check(context.Context) error {
 
 // --- upload states ---
 
+// uploadStates reads and writes upload session states in the uploads
+// bucket of a bbolt file: the metadata file (DB) or a file of their own
+// (SessionDB).
+type uploadStates struct {
+	db     *bolt.DB
+	writes *committer
+}
+
 type uploadRecord struct {
 	V int `json:"v"`
 	UploadState
 }
 
-// PutUpload implements UploadStates.
-func (s *DB) PutUpload(_ context.Context, st UploadState) error {
+func (u uploadStates) put(st UploadState) error {
 	b, err := json.Marshal(uploadRecord{V: 1, UploadState: st})
 	if err != nil {
 		return err
 	}
-	return s.writes.update(func(tx *bolt.Tx) error {
+	return u.writes.update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUploads)).Put([]byte(st.ID), b)
 	})
 }
 
-// GetUpload implements UploadStates.
-func (s *DB) GetUpload(_ context.Context, id string) (UploadState, error) {
+func (u uploadStates) get(id string) (UploadState, error) {
 	var rec uploadRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := u.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUploads)).Get([]byte(id))
 		if b == nil {
 			return ErrNotFound
@@ -221,16 +227,14 @@ func (s *DB) GetUpload(_ context.Context, id string) (UploadState, error) {
 	return rec.UploadState, err
 }
 
-// DeleteUpload implements UploadStates.
-func (s *DB) DeleteUpload(_ context.Context, id string) error {
-	return s.writes.update(func(tx *bolt.Tx) error {
+func (u uploadStates) delete(id string) error {
+	return u.writes.update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUploads)).Delete([]byte(id))
 	})
 }
 
-// ListUploads implements UploadStates.
-func (s *DB) ListUploads(_ context.Context, fn func(UploadState) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+func (u uploadStates) list(fn func(UploadState) error) error {
+	return u.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUploads)).ForEach(func(_, v []byte) error {
 			var rec uploadRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
@@ -239,6 +243,24 @@ func (s *DB) ListUploads(_ context.Context, fn func(UploadState) error) error {
 			return fn(rec.UploadState)
 		})
 	})
+}
+
+func (s *DB) states() uploadStates { return uploadStates{s.db, &s.writes} }
+
+// PutUpload implements UploadStates.
+func (s *DB) PutUpload(_ context.Context, st UploadState) error { return s.states().put(st) }
+
+// GetUpload implements UploadStates.
+func (s *DB) GetUpload(_ context.Context, id string) (UploadState, error) {
+	return s.states().get(id)
+}
+
+// DeleteUpload implements UploadStates.
+func (s *DB) DeleteUpload(_ context.Context, id string) error { return s.states().delete(id) }
+
+// ListUploads implements UploadStates.
+func (s *DB) ListUploads(_ context.Context, fn func(UploadState) error) error {
+	return s.states().list(fn)
 }
 
 // --- documents ---
