@@ -140,6 +140,7 @@ func (a *API) collectGarbage(w http.ResponseWriter, r *request) error {
 		GracePeriod string `json:"gracePeriod"`
 		Untagged    bool   `json:"untagged"`
 		DryRun      bool   `json:"dryRun"`
+		Force       bool   `json:"force"`
 	}{}
 	if err := decodeOptional(r, &in); err != nil {
 		return err
@@ -151,9 +152,9 @@ func (a *API) collectGarbage(w http.ResponseWriter, r *request) error {
 			return errcode.Invalid.New("gracePeriod: " + err.Error())
 		}
 		// As gc.gracePeriod: a push in flight needs time to send its
-		// manifest. A dry run deletes nothing and may look closer.
-		if grace < time.Minute && !in.DryRun {
-			return errcode.Invalid.New("gracePeriod: at least 1m (a shorter one may delete what a push in flight is about to reference); dryRun may use less")
+		// manifest. A dry run deletes nothing; force takes the risk.
+		if grace < time.Minute && !in.DryRun && !in.Force {
+			return errcode.Invalid.New("gracePeriod: under 1m may delete what a push in flight is about to reference; set force to do it anyway")
 		}
 	}
 	rep, err := a.opts.GC(r.Context(), storage.GCOptions{GracePeriod: grace, Untagged: in.Untagged, DryRun: in.DryRun})

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moat-registry/moat/errcode"
@@ -88,11 +89,24 @@ func routeLabel(p string) string {
 	return "other"
 }
 
+// newRequestID is a process-unique id: a random prefix drawn at start and
+// a counter, so a request costs no call to the random source.
 func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var b [16]byte
+	hex.Encode(b[:], requestIDPrefix[:])
+	n := requestSeq.Add(1)
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 8; i-- {
+		b[i] = digits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
 }
+
+var (
+	requestIDPrefix = func() (p [4]byte) { _, _ = rand.Read(p[:]); return }()
+	requestSeq      atomic.Uint64
+)
 
 // recorder remembers the status and counts the bytes of an answer. It
 // keeps io.ReaderFrom so that blob downloads still use sendfile.

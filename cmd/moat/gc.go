@@ -11,7 +11,7 @@ import (
 
 func (a *app) newGCCommand() *cobra.Command {
 	var grace string
-	var untagged, dryRun bool
+	var untagged, dryRun, force bool
 	cmd := &cobra.Command{
 		Use:   "gc [--grace-period 1h] [--untagged] [--dry-run]",
 		Short: "Collect garbage now: delete blobs nothing references, and report what was reclaimed",
@@ -24,7 +24,7 @@ without deleting. The server also collects on its own (config gc.interval).`,
   moat gc --untagged --grace-period 2h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body := map[string]any{"untagged": untagged, "dryRun": dryRun}
+			body := map[string]any{"untagged": untagged, "dryRun": dryRun, "force": force}
 			if cmd.Flags().Changed("grace-period") {
 				body["gracePeriod"] = grace
 			}
@@ -51,6 +51,7 @@ without deleting. The server also collects on its own (config gc.interval).`,
 	f.StringVar(&grace, "grace-period", "1h", "keep blobs uploaded or linked this recently (e.g. 30m, 2h, 1d)")
 	f.BoolVar(&untagged, "untagged", false, "also delete manifests no tag names and nothing references")
 	f.BoolVar(&dryRun, "dry-run", false, "report what would be deleted, delete nothing")
+	f.BoolVar(&force, "force", false, "allow a grace period under 1m (it may delete what a push in flight is about to reference)")
 	return cmd
 }
 

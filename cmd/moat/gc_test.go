@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/moat-registry/moat/storage"
@@ -19,13 +20,15 @@ func TestGC(t *testing.T) {
 		t.Fatalf("gc --dry-run: exit %d, %s", r.code, r.stderr)
 	}
 	rep := decodeOut[storage.GCReport](t, r)
-	// A dry run removes no link, so it cannot see the blob go: it counts
-	// the link only.
-	if !rep.DryRun || rep.LinksRemoved < 1 {
+	// A dry run counts what a real one would remove: the link and the blob.
+	if !rep.DryRun || rep.LinksRemoved < 1 || rep.BlobsDeleted < 1 {
 		t.Errorf("dry run report: %+v", rep)
 	}
 
-	r = runCLI(t, env, "", "gc", "--grace-period", "0s")
+	if r = runCLI(t, env, "", "gc", "--grace-period", "0s"); r.code == 0 || !strings.Contains(r.stderr, "force") {
+		t.Errorf("gc with no grace period and no --force: exit %d, %s", r.code, r.stderr)
+	}
+	r = runCLI(t, env, "", "gc", "--grace-period", "0s", "--force")
 	if r.code != 0 {
 		t.Fatalf("gc: exit %d, %s", r.code, r.stderr)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -51,7 +52,8 @@ logging in. Any other listen address needs a config file.`,
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
-			log := newLogger(cfg.Log)
+			log, logs := newLogger(cfg.Log)
+			defer logs.Close()
 			srv, err := server.New(cfg, log)
 			if err != nil {
 				return err
@@ -82,14 +84,17 @@ logging in. Any other listen address needs a config file.`,
 	return cmd
 }
 
-func newLogger(c config.LogConfig) *slog.Logger {
+// newLogger logs to stderr through a buffer flushed every 100 ms (and at
+// exit): one write per batch, not per request.
+func newLogger(c config.LogConfig) (*slog.Logger, io.Closer) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	out := newLogWriter(os.Stderr)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(out, opts)), out
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(out, opts)), out
 }
 
 // configProblems explains why a config file did not load: every problem
