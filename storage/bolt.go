@@ -108,6 +108,7 @@ func migrateTagTimes(tx *bolt.Tx) error {
 type DB struct {
 	db     *bolt.DB
 	writes committer
+	heads  headCache
 	// AuditLimit bounds the audit log; the oldest entries go first.
 	auditLimit uint64
 }

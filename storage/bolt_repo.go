@@ -206,7 +206,7 @@ func (s *DB) PutManifest(_ context.Context, repository string, m *Manifest, tags
 		}
 	}
 	now := time.Now()
-	return s.writes.update(func(tx *bolt.Tx) error {
+	return s.updateManifests(func(tx *bolt.Tx) error {
 		rb, err := createRepo(tx, repository)
 		if err != nil {
 			return err
@@ -255,6 +255,14 @@ func isDigestRef(ref string) bool { return strings.IndexByte(ref, ':') >= 0 }
 
 // Manifest implements Meta.
 func (s *DB) Manifest(_ context.Context, repository, reference string, body bool) (*Manifest, error) {
+	var gen uint64
+	if !body {
+		var m *Manifest
+		var hit bool
+		if m, gen, hit = s.heads.get(repository, reference); hit {
+			return m, nil
+		}
+	}
 	var m *Manifest
 	err := s.db.View(func(tx *bolt.Tx) error {
 		rb, ok := openRepo(tx, repository)
@@ -277,12 +285,23 @@ func (s *DB) Manifest(_ context.Context, repository, reference string, body bool
 		m, err = decodeManifest(digest.Digest(key), v, body)
 		return err
 	})
+	if err == nil && !body {
+		s.heads.put(repository, reference, gen, m)
+	}
 	return m, err
+}
+
+// updateManifests is a write that may change manifests or tags: the HEAD
+// cache is invalidated once it committed.
+func (s *DB) updateManifests(fn func(*bolt.Tx) error) error {
+	err := s.writes.update(fn)
+	s.heads.invalidate()
+	return err
 }
 
 // DeleteManifest implements Meta.
 func (s *DB) DeleteManifest(_ context.Context, repository string, d digest.Digest) error {
-	return s.writes.update(func(tx *bolt.Tx) error {
+	return s.updateManifests(func(tx *bolt.Tx) error {
 		rb, ok := openRepo(tx, repository)
 		if !ok {
 			return ErrManifestUnknown
@@ -326,7 +345,7 @@ func deleteManifestTx(rb repoBuckets, d digest.Digest) error {
 
 // DeleteTag implements Meta.
 func (s *DB) DeleteTag(_ context.Context, repository, tag string) error {
-	return s.writes.update(func(tx *bolt.Tx) error {
+	return s.updateManifests(func(tx *bolt.Tx) error {
 		rb, ok := openRepo(tx, repository)
 		if !ok {
 			return ErrManifestUnknown

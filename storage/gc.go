@@ -90,7 +90,7 @@ func (s *DB) deleteUntagged(ctx context.Context, repo string, cutoff time.Time, 
 	total := 0
 	for range 5 {
 		n := 0
-		err := s.writes.update(func(tx *bolt.Tx) error {
+		err := s.updateManifests(func(tx *bolt.Tx) error {
 			n = 0
 			rb, ok := openRepo(tx, repo)
 			if !ok {
