@@ -80,9 +80,18 @@ func (a *API) evaluate(w http.ResponseWriter, r *request) error {
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	mine := in.ClientIP == ""
+	if mine {
+		// No address: the caller's own, as this server sees it (what
+		// `moat check-health` asks).
+		in.ClientIP = a.guard.ClientAddress(r.Request).String()
+	}
 	res, err := a.guard.Evaluate(in)
 	if err != nil {
 		return err
+	}
+	if mine {
+		res.ClientIP = in.ClientIP
 	}
 	return writeJSON(w, http.StatusOK, res)
 }

@@ -26,6 +26,8 @@ type EvaluateResult struct {
 	Reason  string `json:"reason"`
 	Rule    string `json:"rule"`
 	Audit   bool   `json:"audit"`
+	// ClientIP is the address judged when the question named none.
+	ClientIP string `json:"clientIP,omitempty"`
 }
 
 // Evaluate answers what the pipeline of SPEC §2 would decide for a request

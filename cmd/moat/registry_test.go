@@ -178,14 +178,24 @@ func TestKeysRotateAndCheckHealth(t *testing.T) {
 		t.Errorf("keys rotate:\n%s", r.stdout)
 	}
 	r = ts.admin(t, "check-health")
-	for _, check := range []string{"healthz", "readyz", "admin"} {
-		if !hasRow(r.stdout, check, "true") {
+	for _, check := range []string{"dns", "connect", "ready", "v2", "token", "push-pull", "network"} {
+		if !hasRow(r.stdout, check, "ok") {
 			t.Errorf("check-health lacks a passing %s:\n%s", check, r.stdout)
 		}
 	}
 	r = runCLI(t, envWith(ts.adminEnv(t), "MOAT_USERNAME", "nobody"), "", "check-health")
-	expectFailure(t, r, "is not healthy: 1 check(s) failed", []string{"check-health"})
-	if !hasRow(r.stdout, "admin", "false", "401") {
+	expectFailure(t, r, "is not healthy", []string{"check-health"})
+	if !hasRow(r.stdout, "token", "fail") {
 		t.Errorf("check-health with a wrong password:\n%s", r.stdout)
+	}
+
+	// A network that refuses this machine: v2 and the network verdict fail
+	// with the server's message and a fix.
+	ts.admin(t, "update", "--public-network-access", "Enabled", "--default-action", "Deny", "--allow-trusted-services", "false")
+	t.Cleanup(func() { ts.resetProperties(t) })
+	r = runCLI(t, ts.adminEnv(t), "", "check-health")
+	expectFailure(t, r, "is not healthy", []string{"check-health"})
+	if !hasRow(r.stdout, "v2", "fail", "DENIED:", "client", "with", "IP") || !hasRow(r.stdout, "network", "fail") || !strings.Contains(r.stdout, "moat network-rule add --ip-address") {
+		t.Errorf("check-health from a refused network:\n%s", r.stdout)
 	}
 }
