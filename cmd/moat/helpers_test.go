@@ -80,6 +80,9 @@ func launch(dir string) (*testServer, func(), error) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Data = dir
 	cfg.Dev = false
+	// Many tests share the server and some log in wrongly on purpose: no
+	// throttle on password guessing, or they would throttle each other.
+	cfg.Limits.AuthFailuresPerMinute = 0
 	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, nil, err
