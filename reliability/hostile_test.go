@@ -159,7 +159,7 @@ func (e *hostileEnv) checkTree() {
 			return nil
 		}
 		switch {
-		case rel == "meta.db", rel == "admin-password",
+		case rel == "meta.db", rel == "uploads.db", rel == "admin-password",
 			blobName.MatchString(rel), uploadName.MatchString(rel), keyName.MatchString(rel):
 		default:
 			t.Errorf("unexpected file %s in the data directory", p)

@@ -27,6 +27,9 @@ import (
 func TestSecretsAtRest(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data") // created by moat
 	p := startMoat(t, data, procOptions{})
+	// The file is written before the hash is stored; the password works
+	// once /readyz says the admin exists.
+	p.waitReady(t)
 	pwFile := filepath.Join(data, "admin-password")
 	var password string
 	deadline := time.Now().Add(30 * time.Second)
