@@ -5,6 +5,7 @@
 //	moat-bench run --url URL [flags]   the load scenarios against any registry
 //	moat-bench profile [flags]         moat in a child process with CPU profiles per scenario
 //	moat-bench replicas [flags]        moat scaled out (PostgreSQL + S3) vs one replica
+//	moat-bench soak --url URL [flags]  mixed push/pull/delete with GC running, then verify
 //
 // `make bench` runs the full compare and `make bench-quick` a smoke one.
 // Hidden verbs: ceiling-server (the ceilings' plain net/http server) and
@@ -27,6 +28,7 @@ const usage = `usage:
   moat-bench run --url URL [flags]  the load scenarios against any registry
   moat-bench profile [flags]        CPU profiles of moat per scenario phase
   moat-bench replicas [flags]       3 replicas on PostgreSQL and S3 vs 1 on bbolt, and settings propagation
+  moat-bench soak --url URL [flags] 64 clients pushing, pulling, deleting while GC runs; then every digest verified
 
 Run "moat-bench <verb> -h" for the flags.
 `
@@ -56,6 +58,8 @@ func dispatch(args []string) error {
 		return runProfile(ctx, args[1:])
 	case "replicas":
 		return runReplicas(ctx, args[1:])
+	case "soak":
+		return runSoakVerb(ctx, args[1:])
 	case "ceiling-server":
 		stop() // the server handles its own signals
 		return ceilingServer(args[1:])
