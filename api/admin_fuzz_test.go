@@ -47,13 +47,13 @@ type adminFuzz struct {
 	data    string
 	srv     *server.Server
 	handler http.Handler
-	bearer  string
+	refresh string
 	props   auth.Properties
 }
 
 // start runs the server on a copy of the template data directory (the
 // first input's t builds the template) and logs the admin in once, for
-// a bearer token whose check is cached.
+// a refresh token whose signature check is cached.
 func (fz *adminFuzz) start(t *testing.T) {
 	fz.once.Do(func() {
 		tmpl := templateDir(t)
@@ -82,13 +82,13 @@ func (fz *adminFuzz) start(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var tok struct {
-			AccessToken string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.RefreshToken == "" {
 			fz.err = fmt.Errorf("admin token: %d %v", resp.StatusCode, err)
 			return
 		}
-		fz.bearer = tok.AccessToken
+		fz.refresh = tok.RefreshToken
 		fz.props, _ = fz.srv.Directory().Properties()
 		if a := fz.call(http.MethodPut, "services/fuzz-tasks", "", []byte(`{"type":"tasks","identity":{"type":"SystemAssigned"}}`)); a.Code != http.StatusCreated {
 			fz.err = fmt.Errorf("PUT services/fuzz-tasks: %d %s", a.Code, a.Body)
@@ -119,7 +119,7 @@ func (fz *adminFuzz) call(method, path, contentType string, body []byte) *httpte
 		contentType = "application/json"
 	}
 	r.Header.Set("Content-Type", contentType)
-	r.Header.Set("Authorization", "Bearer "+fz.bearer)
+	r.SetBasicAuth(auth.RefreshTokenUsername, fz.refresh)
 	w := httptest.NewRecorder()
 	fz.handler.ServeHTTP(w, r)
 	return w

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moat-registry/moat/auth"
 )
 
 // field checks that a dotted field of the answer's object is want.
@@ -369,15 +371,24 @@ func TestAdminAPI(t *testing.T) {
 		}
 	}
 
-	// A bearer token of this registry authenticates admin calls too.
-	r := e.do(t, call{as: admin, method: GET, path: "/oauth2/token?service=" + e.srv.Service(), status: 200})
+	// Access tokens are scoped to repositories: they do not carry their
+	// identity's admin roles. A refresh token (Basic, the null GUID user)
+	// does.
+	r := e.do(t, call{as: admin, method: GET, path: "/oauth2/token?service=" + e.srv.Service() + "&scope=repository:app:pull", status: 200})
 	var tok struct {
 		Token string `json:"token"`
 	}
 	r.json(t, &tok)
+	r = e.do(t, call{as: admin, method: POST, path: "/oauth2/token", contentType: "application/x-www-form-urlencoded",
+		body: "grant_type=password&service=" + e.srv.Service() + "&username=admin&password=" + adminPassword, status: 200})
+	var refresh struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	r.json(t, &refresh)
 	e.run(t, []call{
-		{name: "bearer", as: cred{bearer: tok.Token}, method: GET, path: "registry", status: 200},
-		{name: "bad bearer", as: cred{bearer: "not-a-jwt"}, method: GET, path: "registry", status: 401},
+		{name: "access token", as: cred{bearer: tok.Token}, method: GET, path: "registry", status: 401, badRequest: true},
+		{name: "bad bearer", as: cred{bearer: "not-a-jwt"}, method: GET, path: "registry", status: 401, badRequest: true},
+		{name: "refresh token", as: cred{user: auth.RefreshTokenUsername, pass: refresh.RefreshToken}, method: GET, path: "registry", status: 200},
 	})
 
 	for _, op := range handlerRoutes {

@@ -249,7 +249,9 @@ func (d *Directory) reload(ctx context.Context) error {
 				s.trusted[svc.Identity.PrincipalID] = info
 			}
 			for _, ua := range svc.Identity.UserAssignedIdentities {
-				if r := s.identities[ua]; r != nil {
+				// Only managed identities bypass (SPEC §3): a user is
+				// never a trusted service, whatever it is attached to.
+				if r := s.identities[ua]; r != nil && r.Kind == KindManagedIdentity {
 					s.trusted[r.PrincipalID] = info
 				}
 			}

@@ -98,18 +98,28 @@ type Caller struct {
 	Level     Level
 }
 
-// AuthenticateAdmin authenticates a control-plane request (Basic or a
-// bearer token of this registry). The control plane is not subject to the
-// network rules; an anonymous or invalid caller gets 401.
+// AuthenticateAdmin authenticates a control-plane request: Basic with an
+// identity's secret, a token's password or a refresh token. Access tokens
+// are not accepted: they are scoped to repositories, and one handed to a
+// pull job must not carry its identity's admin roles. The control plane
+// is not subject to the network rules; an anonymous or invalid caller
+// gets 401.
 func (g *Guard) AuthenticateAdmin(r *http.Request) (Caller, error) {
 	snap := g.dir.Snapshot()
 	creds := readCredentials(r)
 	client := g.ClientAddress(r)
-	p, _, ok, err := g.authenticateFrom(snap, creds, client)
+	if creds.kind == credBearer {
+		v := verdict{kind: verdictInvalid, decision: policy.Decision{Stage: policy.StageAuthn, Reason: policy.ReasonInvalidCredentials}}
+		g.record(snap, v, EndpointOf(r.Context()), client, Principal{}, nil)
+		return Caller{}, errcode.Unauthorized.New("the admin API takes Basic credentials (an identity's secret, a token's password or a refresh token), not access tokens").
+			SetHeader("WWW-Authenticate", `Basic realm="moat admin"`)
+	}
+	a, err := g.authenticateFrom(snap, creds, client)
 	if err != nil {
 		return Caller{}, err
 	}
-	if !ok || p.Kind == Anonymous {
+	p := a.p
+	if !a.ok || p.Kind == Anonymous {
 		v := verdict{kind: verdictInvalid, decision: policy.Decision{Stage: policy.StageAuthn, Reason: policy.ReasonInvalidCredentials}}
 		if creds.kind == credNone {
 			v.decision.Reason = policy.ReasonNotAuthenticated

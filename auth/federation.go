@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,16 +142,16 @@ func (g *Guard) exchange(w http.ResponseWriter, r *http.Request) error {
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		return errcode.Invalid.New("malformed form body")
+		return g.refuse(tc, errcode.Invalid.New("malformed form body"))
 	}
 	f := r.PostForm
 	if f.Get("grant_type") != "access_token" {
-		return errcode.Invalid.New("grant_type must be access_token")
+		return g.refuse(tc, errcode.Invalid.New("grant_type must be access_token"))
 	}
 	if err := g.checkService(f.Get("service")); err != nil {
-		return err
+		return g.refuse(tc, err)
 	}
-	p, err := g.verifyFederated(r.Context(), tc.snap, f.Get("access_token"))
+	p, cred, err := g.verifyFederated(r.Context(), tc.snap, f.Get("access_token"))
 	if err != nil {
 		if !tc.network.Allowed {
 			return g.denyToken(tc)
@@ -160,7 +161,7 @@ func (g *Guard) exchange(w http.ResponseWriter, r *http.Request) error {
 	if _, err := g.admit(r, tc, p); err != nil {
 		return err
 	}
-	refresh, _, err := g.tokens.issue(p, nil, g.opts.Service(), "refresh", RefreshTokenTTL)
+	refresh, err := g.tokens.issueRefresh(p, cred, g.opts.Service())
 	if err != nil {
 		return err
 	}
@@ -174,14 +175,14 @@ func (g *Guard) exchange(w http.ResponseWriter, r *http.Request) error {
 
 // verifyFederated finds the identity whose federated credential matches
 // the token's issuer, subject and an audience, then verifies the token
-// against that issuer's keys.
-func (g *Guard) verifyFederated(ctx context.Context, snap *Snapshot, raw string) (Principal, error) {
+// against that issuer's keys. cred names the federated credential.
+func (g *Guard) verifyFederated(ctx context.Context, snap *Snapshot, raw string) (p Principal, cred string, err error) {
 	if raw == "" {
-		return Principal{}, errors.New("access_token is missing")
+		return Principal{}, "", errors.New("access_token is missing")
 	}
 	var c jwt.RegisteredClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(raw, &c); err != nil {
-		return Principal{}, errors.New("not a JWT")
+		return Principal{}, "", errors.New("not a JWT")
 	}
 	name, aud := "", ""
 	for _, a := range c.Audience {
@@ -191,7 +192,7 @@ func (g *Guard) verifyFederated(ctx context.Context, snap *Snapshot, raw string)
 		}
 	}
 	if name == "" {
-		return Principal{}, errors.New("no identity trusts this issuer, subject and audience")
+		return Principal{}, "", errNoFederatedMatch
 	}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods(federatedMethods),
@@ -203,19 +204,30 @@ func (g *Guard) verifyFederated(ctx context.Context, snap *Snapshot, raw string)
 		jwt.WithTimeFunc(g.now),
 	)
 	var verified jwt.RegisteredClaims
-	_, err := parser.ParseWithClaims(raw, &verified, func(t *jwt.Token) (any, error) {
+	_, err = parser.ParseWithClaims(raw, &verified, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		return g.oidc.key(ctx, c.Issuer, kid)
 	})
 	if err != nil {
-		return Principal{}, errors.New("verification failed")
+		return Principal{}, "", errNoFederatedMatch
 	}
 	rec := snap.identities[name]
 	if rec == nil || !rec.Enabled {
-		return Principal{}, errors.New("the identity is disabled")
+		return Principal{}, "", errNoFederatedMatch
 	}
-	return Principal{Kind: IdentityPrincipal, Name: rec.Name, ID: rec.PrincipalID}, nil
+	for _, f := range rec.Federated {
+		if f.Issuer == c.Issuer && f.Subject == c.Subject && slices.Contains(f.Audiences, aud) {
+			cred = federatedCredential(rec.PrincipalID, f)
+			break
+		}
+	}
+	return Principal{Kind: IdentityPrincipal, Name: rec.Name, ID: rec.PrincipalID}, cred, nil
 }
+
+// errNoFederatedMatch is every exchange failure after parsing: an
+// unauthenticated caller learns neither which (issuer, subject, audience)
+// triples are registered nor whether the identity is enabled.
+var errNoFederatedMatch = errors.New("no enabled identity trusts this token, or it does not verify")
 
 // WorkloadToken issues an OIDC token for a service instance's
 // system-assigned identity (sub "<type>:<instance>") for another

@@ -316,6 +316,16 @@ func TestFederatedExchange(t *testing.T) {
 			wantRefused(t, exchange(f.guard, call{}, tc.key.sign(t, c)))
 		})
 	}
+
+	// Deleting the federated credential revokes the refresh token.
+	f.must(f.dir.DeleteFederatedCredential(ctx, "gha", "fc"))
+	if _, e := f.authorize(asRefresh, pull("app")); e == nil || e.Code.Status != http.StatusUnauthorized {
+		t.Errorf("the refresh token still pulls after its federated credential was deleted: %v", e)
+	}
+	w := f.tokenPOST(call{}, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "service": {testService}})
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("grant_type=refresh_token after the credential was deleted: %d %s", w.Code, w.Body)
+	}
 }
 
 // TestFederatedExchangeRefused: tokens that must not exchange.

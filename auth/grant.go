@@ -4,8 +4,13 @@ package auth
 // checked for: the catalog lists only repositories the caller may pull, and
 // a cross-repository mount links only from one.
 type Grant interface {
-	// Allows reports whether the caller may perform a on repository.
+	// Allows reports whether the caller may perform a on repository with
+	// the credentials of this request: its roles, and a bearer token's
+	// scopes too (a token for one repository mounts from no other).
 	Allows(repository string, a Action) bool
+	// Lists reports whether the catalog shows repository: the caller may
+	// pull it by its roles (a catalog token names no repositories).
+	Lists(repository string) bool
 	// Actor names the caller for notifications and logs ("" when
 	// anonymous).
 	Actor() string
@@ -26,6 +31,9 @@ type AllowAll struct {
 
 // Allows implements Grant.
 func (AllowAll) Allows(string, Action) bool { return true }
+
+// Lists implements Grant.
+func (AllowAll) Lists(string) bool { return true }
 
 // Actor implements Grant.
 func (a AllowAll) Actor() string { return a.Name }

@@ -128,30 +128,49 @@ func readCredentials(r *http.Request) credentials {
 	return credentials{kind: credMalformed}
 }
 
-// authenticate resolves credentials to a principal; ok is false for
-// invalid ones. Anonymous requests are ok with the anonymous principal.
-func (g *Guard) authenticate(snap *Snapshot, c credentials) (Principal, *tokenInfo, bool) {
+// authn is the result of authentication.
+type authn struct {
+	p     Principal
+	token *tokenInfo // a bearer access token, if one was used
+	cred  string     // the credential that authenticated (credentialID)
+	ok    bool       // false for invalid credentials
+}
+
+// authenticate resolves credentials to a principal. Anonymous requests
+// are ok with the anonymous principal.
+func (g *Guard) authenticate(snap *Snapshot, c credentials) authn {
 	switch c.kind {
 	case credNone:
-		return Principal{}, nil, true
+		return authn{ok: true}
 	case credBasic:
 		if c.user == RefreshTokenUsername {
-			ti, err := g.tokens.verify(c.pass, g.opts.Service())
-			if err != nil || !ti.refresh || ti.principal.Kind == Anonymous || !snap.Valid(ti.principal) {
-				return Principal{}, nil, false
+			ti, ok := g.verifyRefresh(snap, c.pass)
+			if !ok {
+				return authn{}
 			}
-			return ti.principal, nil, true
+			return authn{p: ti.principal, cred: ti.cred, ok: true}
 		}
-		p, ok := snap.authenticateBasic(&g.verify, c.user, c.pass, g.now())
-		return p, nil, ok
+		p, cred, ok := snap.authenticateBasic(&g.verify, c.user, c.pass, g.now())
+		return authn{p: p, cred: cred, ok: ok}
 	case credBearer:
 		ti, err := g.tokens.verify(c.token, g.opts.Service())
 		if err != nil || ti.refresh || !snap.Valid(ti.principal) {
-			return Principal{}, nil, false
+			return authn{}
 		}
-		return ti.principal, ti, true
+		return authn{p: ti.principal, token: ti, ok: true}
 	}
-	return Principal{}, nil, false
+	return authn{}
+}
+
+// verifyRefresh checks a refresh token: signature, principal still
+// valid, and the credential it was minted from still live.
+func (g *Guard) verifyRefresh(snap *Snapshot, raw string) (*tokenInfo, bool) {
+	ti, err := g.tokens.verify(raw, g.opts.Service())
+	if err != nil || !ti.refresh || ti.principal.Kind == Anonymous || !snap.Valid(ti.principal) ||
+		!snap.credentialLive(ti.principal, ti.cred, g.now()) {
+		return nil, false
+	}
+	return ti, true
 }
 
 // verdictKind is how the pipeline answers.
@@ -196,6 +215,9 @@ func decide(snap *Snapshot, f requestFacts) verdict {
 	if !f.network.Allowed {
 		nd := f.network
 		switch {
+		case !nd.Bypassable:
+			// A Pending private endpoint, or bypass None: nobody passes.
+			return verdict{kind: verdictNetworkDeny, decision: nd}
 		case !f.presented:
 			// Anonymous callers never bypass, but get the challenge so
 			// that a trusted service can authenticate.
@@ -300,15 +322,25 @@ func (s *Snapshot) held(p Principal, sc Scope) Action {
 	return s.Actions(p, sc.Name)
 }
 
-// principalGrant is the Grant of an authorized principal: its live roles.
+// principalGrant is the Grant of an authorized principal: its live roles,
+// limited by the scopes of the bearer token it used, if any.
 type principalGrant struct {
 	snap     *Snapshot
 	p        Principal
+	token    *tokenInfo
 	redirect bool
 }
 
 func (pg principalGrant) Allows(repository string, a Action) bool {
-	return pg.snap.Actions(pg.p, repository).Has(a)
+	held := pg.snap.Actions(pg.p, repository)
+	if pg.token != nil {
+		held &= pg.token.actions(TypeRepository, repository)
+	}
+	return held.Has(a)
+}
+
+func (pg principalGrant) Lists(repository string) bool {
+	return pg.snap.Actions(pg.p, repository).Has(Pull)
 }
 
 func (pg principalGrant) Actor() string { return pg.p.Name }
@@ -328,16 +360,17 @@ func (g *Guard) Authorize(r *http.Request, need []Scope) (Grant, error) {
 		return nil, g.answer(r, snap, v, endpoint, client, Principal{}, need)
 	}
 	creds := readCredentials(r)
-	p, tok, ok, err := g.authenticateFrom(snap, creds, client)
+	a, err := g.authenticateFrom(snap, creds, client)
 	if err != nil {
 		return nil, err
 	}
+	p := a.p
 	v := decide(snap, requestFacts{
 		network:   nd,
 		presented: creds.kind != credNone,
-		authOK:    ok,
+		authOK:    a.ok,
 		principal: p,
-		token:     tok,
+		token:     a.token,
 		need:      need,
 		devLocal:  g.opts.Dev && IsLocalDevRequest(r),
 	})
@@ -355,7 +388,7 @@ func (g *Guard) Authorize(r *http.Request, need []Scope) (Grant, error) {
 		if g.opts.Dev && p.Kind == Anonymous && IsLocalDevRequest(r) {
 			return AllowAll{Redirect: redirect}, nil
 		}
-		return principalGrant{snap, p, redirect}, nil
+		return principalGrant{snap: snap, p: p, token: a.token, redirect: redirect}, nil
 	}
 	return nil, g.answer(r, snap, v, endpoint, client, p, need)
 }

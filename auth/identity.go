@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -64,6 +65,17 @@ func (d *Directory) PutIdentity(ctx context.Context, in Identity) (Identity, boo
 			}
 			if in.Kind != rec.Kind && len(rec.Secrets) > 0 {
 				return invalid("kind: cannot change the kind of an identity that has secrets")
+			}
+			if in.Kind != rec.Kind {
+				svcs, err := listJSON[Service](tx, collServices)
+				if err != nil {
+					return err
+				}
+				for _, svc := range svcs {
+					if slices.Contains(svc.Identity.UserAssignedIdentities, rec.Name) {
+						return invalid("kind: %q is a user-assigned identity of service %q and stays a managedIdentity", rec.Name, svc.Name)
+					}
+				}
 			}
 			rec.Kind, rec.Enabled = in.Kind, in.Enabled
 		}

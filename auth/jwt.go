@@ -35,6 +35,9 @@ type claims struct {
 	Name string `json:"name,omitempty"`
 	// Use is "refresh" for refresh tokens, empty for access tokens.
 	Use string `json:"use,omitempty"`
+	// Cred names the credential a refresh token was minted from
+	// (credentialID); the token dies with it.
+	Cred string `json:"cred,omitempty"`
 }
 
 // tokenInfo is a verified token, as the cache keeps it.
@@ -42,6 +45,7 @@ type tokenInfo struct {
 	principal Principal
 	scopes    []Scope // moat actions per resource
 	refresh   bool
+	cred      string // a refresh token's credential
 	expires   time.Time
 	audience  string // the audience it was verified for
 }
@@ -73,8 +77,20 @@ func principalKind(p Principal) string {
 	return ""
 }
 
-// issue signs a token for p with access (Docker actions) for audience.
-func (t *tokenIssuer) issue(p Principal, access []Scope, audience string, use string, ttl time.Duration) (string, time.Time, error) {
+// issue signs an access token for p with access (Docker actions) for
+// audience.
+func (t *tokenIssuer) issue(p Principal, access []Scope, audience string, ttl time.Duration) (string, time.Time, error) {
+	return t.sign(p, access, audience, "", "", ttl)
+}
+
+// issueRefresh signs a refresh token for p minted from the credential
+// cred.
+func (t *tokenIssuer) issueRefresh(p Principal, cred, audience string) (string, error) {
+	s, _, err := t.sign(p, nil, audience, "refresh", cred, RefreshTokenTTL)
+	return s, err
+}
+
+func (t *tokenIssuer) sign(p Principal, access []Scope, audience, use, cred string, ttl time.Duration) (string, time.Time, error) {
 	now := t.now().Truncate(time.Second)
 	c := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -89,6 +105,7 @@ func (t *tokenIssuer) issue(p Principal, access []Scope, audience string, use st
 		Kind: principalKind(p),
 		Name: p.Name,
 		Use:  use,
+		Cred: cred,
 	}
 	for _, s := range access {
 		names := s.Actions.Names()
@@ -141,7 +158,7 @@ func (t *tokenIssuer) verify(raw, audience string) (*tokenInfo, error) {
 	if c.Use != "" && c.Use != "refresh" {
 		return nil, errInvalidToken // a workload token is no registry token
 	}
-	info = &tokenInfo{refresh: c.Use == "refresh", expires: c.ExpiresAt.Time, audience: audience}
+	info = &tokenInfo{refresh: c.Use == "refresh", cred: c.Cred, expires: c.ExpiresAt.Time, audience: audience}
 	switch c.Kind {
 	case "identity":
 		info.principal = Principal{Kind: IdentityPrincipal, Name: c.Name, ID: c.Subject}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"runtime"
 	"sync"
 	"time"
 
@@ -58,18 +59,9 @@ func credentialKey(username, password string) [32]byte {
 	return k
 }
 
-// check reports whether password matches hash, consulting the cache.
-func (c *verifyCache) check(username, password, hash string, now time.Time) bool {
-	return c.checkAny(username, password, now, 1, func(int) string { return hash })
-}
-
-// checkAny reports whether password matches one of the n hashes that
-// hash(i) returns (an empty one, e.g. an expired secret's, is skipped).
-// The cache is consulted for all of them before any bcrypt comparison,
-// so a password that matches a later hash (a token's password2, an
-// identity's second secret during a rotation) does not pay a failed
-// comparison against an earlier one on every request.
-func (c *verifyCache) checkAny(username, password string, now time.Time, n int, hash func(i int) string) bool {
+// cached is checkAny without bcrypt: whether a recent successful check
+// of (username, password) matched one of the hashes.
+func (c *verifyCache) cached(username, password string, now time.Time, n int, hash func(i int) string) (string, bool) {
 	k := credentialKey(username, password)
 	c.mu.Lock()
 	e, ok := c.entries[k]
@@ -77,17 +69,49 @@ func (c *verifyCache) checkAny(username, password string, now time.Time, n int, 
 	if ok && now.Sub(e.at) < verifyCacheTTL {
 		for i := range n {
 			if h := hash(i); h != "" && h == e.hash {
-				return true
+				return h, true
 			}
 		}
 	}
+	return "", false
+}
+
+// bcryptSlots bounds concurrent bcrypt comparisons to the CPUs: a flood
+// of password guesses from many addresses queues instead of taking every
+// core from the requests that are already authenticated (cached).
+var bcryptSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+func bcryptCompare(compare func(hash, password []byte) error, hash, password string) error {
+	bcryptSlots <- struct{}{}
+	defer func() { <-bcryptSlots }()
+	return compare([]byte(hash), []byte(password))
+}
+
+// check reports whether password matches hash, consulting the cache.
+func (c *verifyCache) check(username, password, hash string, now time.Time) bool {
+	_, ok := c.checkAny(username, password, now, 1, func(int) string { return hash })
+	return ok
+}
+
+// checkAny reports whether password matches one of the n hashes that
+// hash(i) returns (an empty one, e.g. an expired secret's, is skipped),
+// and which.
+// The cache is consulted for all of them before any bcrypt comparison,
+// so a password that matches a later hash (a token's password2, an
+// identity's second secret during a rotation) does not pay a failed
+// comparison against an earlier one on every request.
+func (c *verifyCache) checkAny(username, password string, now time.Time, n int, hash func(i int) string) (matched string, ok bool) {
+	if h, ok := c.cached(username, password, now, n, hash); ok {
+		return h, true
+	}
+	k := credentialKey(username, password)
 	compare := c.compare
 	if compare == nil {
 		compare = bcrypt.CompareHashAndPassword
 	}
 	for i := range n {
 		h := hash(i)
-		if h == "" || compare([]byte(h), []byte(password)) != nil {
+		if h == "" || bcryptCompare(compare, h, password) != nil {
 			continue
 		}
 		c.mu.Lock()
@@ -96,7 +120,7 @@ func (c *verifyCache) checkAny(username, password string, now time.Time, n int, 
 		}
 		c.entries[k] = verified{hash: h, at: now}
 		c.mu.Unlock()
-		return true
+		return h, true
 	}
-	return false
+	return "", false
 }

@@ -30,7 +30,7 @@ func TestVerifyCacheLaterHash(t *testing.T) {
 	check := func(password string, hash func(int) string, at time.Time, want bool, wantCompares int) {
 		t.Helper()
 		compares = 0
-		if got := c.checkAny("tok", password, at, len(hashes), hash); got != want {
+		if _, got := c.checkAny("tok", password, at, len(hashes), hash); got != want {
 			t.Errorf("checkAny(%q) = %v, want %v", password, got, want)
 		}
 		if compares != wantCompares {

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"time"
 
 	"github.com/moat-registry/moat/policy"
@@ -195,30 +197,99 @@ func (s *Snapshot) endpointState(name string) policy.Endpoint {
 // authenticateBasic checks a username and password against identities and
 // tokens. It returns ok false for unknown users, disabled principals,
 // wrong or expired secrets.
-func (s *Snapshot) authenticateBasic(cache *verifyCache, username, password string, now time.Time) (Principal, bool) {
+func (s *Snapshot) authenticateBasic(cache *verifyCache, username, password string, now time.Time) (Principal, string, bool) {
+	return s.basic(cache.checkAny, true, username, password, now)
+}
+
+// authenticateCached is authenticateBasic without bcrypt: only a recent
+// successful check counts.
+func (s *Snapshot) authenticateCached(cache *verifyCache, username, password string, now time.Time) (Principal, string, bool) {
+	return s.basic(cache.cached, false, username, password, now)
+}
+
+// basic resolves Basic credentials with check; bcrypt says whether check
+// costs a bcrypt comparison, which an unknown username then costs too.
+func (s *Snapshot) basic(check func(username, password string, now time.Time, n int, hash func(int) string) (string, bool),
+	bcrypt bool, username, password string, now time.Time) (Principal, string, bool) {
 	if r := s.identities[username]; r != nil {
 		if !r.Enabled {
-			return Principal{}, false
+			return Principal{}, "", false
 		}
 		live := func(i int) string { return liveHash(r.Secrets[i].Hash, r.Secrets[i].ExpiresAt, now) }
-		if cache.checkAny(username, password, now, len(r.Secrets), live) {
-			return Principal{Kind: IdentityPrincipal, Name: r.Name, ID: r.PrincipalID}, true
+		if h, ok := check(username, password, now, len(r.Secrets), live); ok {
+			return Principal{Kind: IdentityPrincipal, Name: r.Name, ID: r.PrincipalID}, secretCredential(h), true
 		}
-		return Principal{}, false
+		return Principal{}, "", false
 	}
 	t := s.tokens[username]
 	if t == nil {
-		spendBcrypt(password) // an unknown username costs what a known one does
-		return Principal{}, false
+		if bcrypt {
+			spendBcrypt(password) // an unknown username costs what a known one does
+		}
+		return Principal{}, "", false
 	}
 	if t.rec.Status != TokenEnabled {
-		return Principal{}, false
+		return Principal{}, "", false
 	}
 	live := func(i int) string { return liveHash(t.rec.Passwords[i].Hash, t.rec.Passwords[i].ExpiresAt, now) }
-	if cache.checkAny(username, password, now, len(t.rec.Passwords), live) {
-		return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: t.rec.principalID()}, true
+	if h, ok := check(username, password, now, len(t.rec.Passwords), live); ok {
+		return Principal{Kind: TokenPrincipal, Name: t.rec.Name, ID: t.rec.principalID()}, secretCredential(h), true
 	}
-	return Principal{}, false
+	return Principal{}, "", false
+}
+
+// A refresh token names the credential it was minted from — a digest of
+// the secret's or password's hash, or of the federated credential — so
+// that deleting, regenerating or expiring that credential revokes it.
+func secretCredential(hash string) string { return credentialID("secret", hash) }
+
+func federatedCredential(principalID string, f FederatedCredential) string {
+	return credentialID("federated", principalID, f.Name, f.Issuer, f.Subject)
+}
+
+func credentialID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
+}
+
+// credentialLive reports whether the credential a refresh token of p was
+// minted from still authenticates p.
+func (s *Snapshot) credentialLive(p Principal, id string, now time.Time) bool {
+	if id == "" {
+		return false
+	}
+	switch p.Kind {
+	case IdentityPrincipal:
+		r := s.byPrincipal[p.ID]
+		if r == nil {
+			return false
+		}
+		for _, sec := range r.Secrets {
+			if h := liveHash(sec.Hash, sec.ExpiresAt, now); h != "" && secretCredential(h) == id {
+				return true
+			}
+		}
+		for _, f := range r.Federated {
+			if federatedCredential(r.PrincipalID, f) == id {
+				return true
+			}
+		}
+	case TokenPrincipal:
+		t := s.tokens[p.Name]
+		if t == nil {
+			return false
+		}
+		for _, pw := range t.rec.Passwords {
+			if h := liveHash(pw.Hash, pw.ExpiresAt, now); h != "" && secretCredential(h) == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // liveHash is hash, or "" when expiresAt has passed.

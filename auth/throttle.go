@@ -10,10 +10,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Password guessing is throttled per client address: after
+// Password guessing is throttled per client address (an IPv6 client per
+// /64, the smallest network one is given): after
 // GuardOptions.AuthFailuresPerMinute wrong passwords within failureWindow,
 // further password attempts from that address are refused with 429 until
-// the window ends, without spending a bcrypt comparison on them.
+// the window ends, without spending a bcrypt comparison on them, unless
+// they match a recently verified credential.
 const failureWindow = time.Minute
 
 type failureCounter struct {
@@ -30,6 +32,7 @@ type failureWindowState struct {
 
 // blocked reports how long a client must wait before trying a password.
 func (f *failureCounter) blocked(a netip.Addr, now time.Time) time.Duration {
+	a = throttleKey(a)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w := f.windows[a]
@@ -43,6 +46,7 @@ func (f *failureCounter) fail(a netip.Addr, now time.Time) {
 	if f.max <= 0 {
 		return
 	}
+	a = throttleKey(a)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.windows == nil {
@@ -66,23 +70,40 @@ func (f *failureCounter) fail(a netip.Addr, now time.Time) {
 
 // authenticateFrom is authenticate with password-guessing protection for
 // requests from client: a throttled client gets a 429 error and no check.
-func (g *Guard) authenticateFrom(snap *Snapshot, c credentials, client netip.Addr) (Principal, *tokenInfo, bool, error) {
+func (g *Guard) authenticateFrom(snap *Snapshot, c credentials, client netip.Addr) (authn, error) {
 	now := g.now()
 	// Only password checks cost bcrypt; a refresh token as the password is
 	// a signature check.
 	guarded := c.kind == credBasic && c.user != RefreshTokenUsername
 	if guarded {
 		if wait := g.failures.blocked(client, now); wait > 0 {
+			// The throttle stops guessing, not a user behind the same
+			// address whose credentials were checked recently.
+			if p, cred, ok := snap.authenticateCached(&g.verify, c.user, c.pass, now); ok {
+				return authn{p: p, cred: cred, ok: true}, nil
+			}
 			secs := int(wait/time.Second) + 1
-			return Principal{}, nil, false, errcode.TooManyRequests.New("too many failed logins from your address; try again later").
+			return authn{}, errcode.TooManyRequests.New("too many failed logins from your address; try again later").
 				SetHeader("Retry-After", strconv.Itoa(secs))
 		}
 	}
-	p, ti, ok := g.authenticate(snap, c)
-	if !ok && guarded {
+	a := g.authenticate(snap, c)
+	if !a.ok && guarded {
 		g.failures.fail(client, now)
 	}
-	return p, ti, ok, nil
+	return a, nil
+}
+
+// throttleKey is the address failures are counted for: an IPv4 address
+// (IPv4-mapped ones unmapped), or an IPv6 address's /64.
+func throttleKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 // dummyHash makes an unknown username cost one bcrypt comparison, like a
@@ -93,5 +114,5 @@ var dummyHash = sync.OnceValue(func() []byte {
 })
 
 func spendBcrypt(password string) {
-	_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+	_ = bcryptCompare(bcrypt.CompareHashAndPassword, string(dummyHash()), password)
 }

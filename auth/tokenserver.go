@@ -66,6 +66,11 @@ func (g *Guard) admit(r *http.Request, tc tokenContext, p Principal) (Action, er
 		return NetworkDenied(tc.network, tc.endpoint, tc.client)
 	}
 	if tc.network.Allowed {
+		if tc.network.Audit {
+			// Audit mode: the allow the rules would have denied is logged.
+			d := policy.Decision{Allowed: true, Stage: policy.StageNetwork, Reason: tc.network.Reason, Rule: tc.network.Rule, Audit: true}
+			g.record(tc.snap, verdict{kind: verdictAllow, decision: d}, tc.endpoint, tc.client, p, nil)
+		}
 		return ^Action(0), nil
 	}
 	if !tc.network.Bypassable || p.Kind == Anonymous {
@@ -75,6 +80,8 @@ func (g *Guard) admit(r *http.Request, tc tokenContext, p Principal) (Action, er
 	if !ok {
 		return 0, deny()
 	}
+	d := policy.Decision{Allowed: true, Stage: policy.StageNetwork, Reason: policy.ReasonTrustedServiceBypass, Rule: tc.network.Rule}
+	g.record(tc.snap, verdict{kind: verdictAllow, decision: d}, tc.endpoint, tc.client, p, nil)
 	if t.readOnly {
 		return readActions, nil
 	}
@@ -88,23 +95,26 @@ func (g *Guard) tokenGet(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	if err := g.checkService(q.Get("service")); err != nil {
-		return err
+		return g.refuse(tc, err)
 	}
 	creds := readCredentials(r)
 	if creds.kind == credBearer || creds.kind == credMalformed {
+		if !tc.network.Allowed {
+			return g.denyToken(tc)
+		}
 		return g.tokenUnauthorized(r, tc, "use Basic authentication or no credentials")
 	}
-	p, _, ok, err := g.authenticateFrom(tc.snap, creds, tc.client)
+	a, err := g.authenticateFrom(tc.snap, creds, tc.client)
 	if err != nil {
-		return err
+		return g.refuse(tc, err)
 	}
-	if !ok {
+	if !a.ok {
 		if !tc.network.Allowed {
 			return g.denyToken(tc)
 		}
 		return g.tokenUnauthorized(r, tc, "invalid username or password")
 	}
-	return g.grantToken(w, r, tc, p, q["scope"], false)
+	return g.grantToken(w, r, tc, a, q["scope"], false)
 }
 
 func (g *Guard) tokenPost(w http.ResponseWriter, r *http.Request) error {
@@ -114,44 +124,43 @@ func (g *Guard) tokenPost(w http.ResponseWriter, r *http.Request) error {
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		return errcode.Invalid.New("malformed form body")
+		return g.refuse(tc, errcode.Invalid.New("malformed form body"))
 	}
 	f := r.PostForm
 	if err := g.checkService(f.Get("service")); err != nil {
-		return err
+		return g.refuse(tc, err)
 	}
-	var p Principal
+	var a authn
 	switch f.Get("grant_type") {
 	case "password":
-		var ok bool
 		var err error
-		p, _, ok, err = g.authenticateFrom(tc.snap, credentials{kind: credBasic, user: f.Get("username"), pass: f.Get("password")}, tc.client)
+		a, err = g.authenticateFrom(tc.snap, credentials{kind: credBasic, user: f.Get("username"), pass: f.Get("password")}, tc.client)
 		if err != nil {
-			return err
+			return g.refuse(tc, err)
 		}
-		if !ok || f.Get("username") == "" {
+		if !a.ok || f.Get("username") == "" {
 			if !tc.network.Allowed {
 				return g.denyToken(tc)
 			}
 			return g.tokenUnauthorized(r, tc, "invalid username or password")
 		}
 	case "refresh_token":
-		ti, err := g.tokens.verify(f.Get("refresh_token"), g.opts.Service())
-		if err != nil || !ti.refresh || ti.principal.Kind == Anonymous || !tc.snap.Valid(ti.principal) {
+		ti, ok := g.verifyRefresh(tc.snap, f.Get("refresh_token"))
+		if !ok {
 			if !tc.network.Allowed {
 				return g.denyToken(tc)
 			}
 			return g.tokenUnauthorized(r, tc, "invalid refresh token")
 		}
-		p = ti.principal
+		a = authn{p: ti.principal, cred: ti.cred, ok: true}
 	default:
-		return errcode.Invalid.New("grant_type must be password or refresh_token")
+		return g.refuse(tc, errcode.Invalid.New("grant_type must be password or refresh_token"))
 	}
 	var scopes []string
 	if s := f.Get("scope"); s != "" {
 		scopes = []string{s}
 	}
-	return g.grantToken(w, r, tc, p, scopes, f.Get("grant_type") == "password")
+	return g.grantToken(w, r, tc, a, scopes, f.Get("grant_type") == "password")
 }
 
 func (g *Guard) checkService(s string) error {
@@ -159,6 +168,16 @@ func (g *Guard) checkService(s string) error {
 		return errcode.Invalid.New("unknown service " + strconv.Quote(s) + "; this registry is " + strconv.Quote(g.opts.Service()))
 	}
 	return nil
+}
+
+// refuse is err for a client the network allows; every other client gets
+// the network's 403, as SPEC §3 says for whoever is not an enabled
+// trusted-service identity — a malformed request included.
+func (g *Guard) refuse(tc tokenContext, err error) error {
+	if !tc.network.Allowed {
+		return g.denyToken(tc)
+	}
+	return err
 }
 
 func (g *Guard) denyToken(tc tokenContext) error {
@@ -175,7 +194,8 @@ func (g *Guard) tokenUnauthorized(r *http.Request, tc tokenContext, msg string) 
 // grantToken issues an access token for the requested scopes intersected
 // with what p may do (a partial grant is not an error), and a refresh
 // token when asked.
-func (g *Guard) grantToken(w http.ResponseWriter, r *http.Request, tc tokenContext, p Principal, scopeParams []string, refresh bool) error {
+func (g *Guard) grantToken(w http.ResponseWriter, r *http.Request, tc tokenContext, a authn, scopeParams []string, refresh bool) error {
+	p := a.p
 	limit, err := g.admit(r, tc, p)
 	if err != nil {
 		return err
@@ -206,13 +226,13 @@ func (g *Guard) grantToken(w http.ResponseWriter, r *http.Request, tc tokenConte
 		}
 	}
 	svc := g.opts.Service()
-	tok, issued, err := g.tokens.issue(p, access, svc, "", AccessTokenTTL)
+	tok, issued, err := g.tokens.issue(p, access, svc, AccessTokenTTL)
 	if err != nil {
 		return err
 	}
 	resp := tokenResponse{Token: tok, AccessToken: tok, ExpiresIn: int(AccessTokenTTL / time.Second), IssuedAt: issued.UTC().Format(time.RFC3339)}
 	if refresh && p.Kind != Anonymous {
-		if resp.RefreshToken, _, err = g.tokens.issue(p, nil, svc, "refresh", RefreshTokenTTL); err != nil {
+		if resp.RefreshToken, err = g.tokens.issueRefresh(p, a.cred, svc); err != nil {
 			return err
 		}
 	}

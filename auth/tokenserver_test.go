@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/auth"
+	"github.com/moat-registry/moat/policy"
 )
 
 func TestTokenEndpoint(t *testing.T) {
@@ -146,4 +147,88 @@ func TestTokenEndpoint(t *testing.T) {
 			t.Errorf("wrong password: %s %v", w.Body, w.Header())
 		}
 	})
+}
+
+// TestTokenEndpointNetworkDenied: while the network denies a client but a
+// trusted service could bypass, every answer of the token endpoints to
+// anyone who is not one is the network's 403 — a malformed request, an
+// unknown service, a bearer header or a wrong grant_type included.
+func TestTokenEndpointNetworkDenied(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	f.user("alice", "AcrPull", "/")
+	f.props(func(p *auth.Properties) {
+		p.PublicNetworkAccess = policy.Disabled
+		p.NetworkRuleBypassOptions = policy.BypassTrustedServices
+	})
+	exchangeForm := func(form string) *httptest.ResponseRecorder {
+		r := call{}.request(http.MethodPost, "/oauth2/exchange", strings.NewReader(form))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		f.guard.ExchangeHandler().ServeHTTP(w, r)
+		return w
+	}
+	for name, w := range map[string]*httptest.ResponseRecorder{
+		"GET, unknown service":      f.tokenGET(basic("alice"), url.Values{"service": {"elsewhere"}}),
+		"GET, bearer":               f.tokenGET(call{bearer: "x"}, url.Values{"service": {testService}}),
+		"GET, a user":               f.tokenGET(basic("alice"), url.Values{"service": {testService}}),
+		"POST, bad grant_type":      f.tokenPOST(call{}, url.Values{"grant_type": {"client_credentials"}}),
+		"POST, unknown service":     f.tokenPOST(call{}, url.Values{"grant_type": {"password"}, "service": {"elsewhere"}}),
+		"POST, bad refresh token":   f.tokenPOST(call{}, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}),
+		"exchange, bad grant_type":  exchangeForm("grant_type=password"),
+		"exchange, malformed token": exchangeForm("grant_type=access_token&access_token=x"),
+	} {
+		if code, msg, _ := errorBody(t, w); w.Code != http.StatusForbidden || code != "DENIED" || !strings.Contains(msg, "is not allowed access") {
+			t.Errorf("%s: %d %s %s, want 403 DENIED from the network", name, w.Code, code, msg)
+		}
+	}
+}
+
+// TestTokenEndpointAudits: an Audit-mode allow at the token endpoint is
+// logged, and a trusted-service bypass counted, as they are on /v2.
+func TestTokenEndpointAudits(t *testing.T) {
+	f := newFixture(t, fixtureOptions{auditToDB: true})
+	f.user("alice", "AcrPull", "/")
+	nightly := f.trustedService("nightly", auth.ServiceTasks, "AcrPush")
+	f.props(func(p *auth.Properties) {
+		p.NetworkRuleSet.DefaultAction = policy.ActionDeny
+		p.NetworkRuleSet.Mode = policy.ModeAudit
+	})
+	decodeToken(t, f.tokenGET(basic("alice").from("203.0.113.1"), url.Values{"service": {testService}}))
+	f.props(func(p *auth.Properties) { p.PublicNetworkAccess = policy.Disabled })
+	f.log.take()
+	decodeToken(t, f.tokenGET(basic(nightly).from("203.0.113.2"), url.Values{"service": {testService}}))
+	if d, _ := f.log.take(); len(d) != 1 || d[0].reason != policy.ReasonTrustedServiceBypass || !d[0].allowed {
+		t.Errorf("decisions of a bypass at the token endpoint: %+v, want one TrustedServiceBypass allow", d)
+	}
+	f.auditor.Sync()
+	all, err := auth.QueryAudit(ctx, f.db, auth.AuditQuery{})
+	f.must(err)
+	if len(all) != 1 || all[0].ClientIP != "203.0.113.1" || all[0].Reason != "IPNotAllowed" || !all[0].Allowed || !all[0].Audit {
+		t.Errorf("audit log %+v, want alice's Audit-mode allow", all)
+	}
+}
+
+// TestGrantFollowsTokenScope: a request made with a bearer token may do
+// beyond its checked scopes (a mount without from, a signer's checks)
+// only what the token also grants; the catalog still lists what the roles
+// allow, as a catalog token names no repository.
+func TestGrantFollowsTokenScope(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	f.user("alice", "AcrPush", "/")
+	tok := f.accessToken(basic("alice"), "repository:app:pull,push")
+	for name, c := range map[string]call{"bearer": {bearer: tok}, "basic": basic("alice")} {
+		g, e := f.authorize(c, push("app"))
+		if e != nil {
+			t.Fatalf("%s: push app: %v", name, e)
+		}
+		if !g.Allows("app", auth.Push) {
+			t.Errorf("%s: the grant does not push app", name)
+		}
+		if got, want := g.Allows("other", auth.Pull), name == "basic"; got != want {
+			t.Errorf("%s: Allows(other, pull) = %v, want %v", name, got, want)
+		}
+		if !g.Lists("other") {
+			t.Errorf("%s: the catalog hides other", name)
+		}
+	}
 }

@@ -43,7 +43,8 @@ var (
 	// PaginationNumberInvalid answers a bad n or last (Distribution's code).
 	PaginationNumberInvalid = Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
 
-	// RangeInvalid answers an upload chunk that does not continue the upload.
+	// RangeInvalid answers an upload chunk that does not continue the
+	// upload, and a blob GET whose Range is not satisfiable.
 	RangeInvalid = Code{"BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable, "requested range not satisfiable"}
 	// TooLarge answers a body over a configured limit.
 	TooLarge = Code{"SIZE_INVALID", http.StatusRequestEntityTooLarge, "content too large"}

@@ -55,17 +55,16 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route, g
 		}
 		return err
 	}
+	// The headers that make the answer cacheable go on successes only: a
+	// 416 or a 500 must not be cached for a year.
+	etag := `"` + d.String() + `"`
 	h := w.Header()
-	h.Set("Docker-Content-Digest", d.String())
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("ETag", `"`+d.String()+`"`)
-	h.Set("Cache-Control", "max-age=31536000")
 	if r.Method == http.MethodHead {
 		size, err := reg.blobs.Stat(ctx, d)
 		if err != nil {
 			return err
 		}
+		setBlobHeaders(h, d, etag)
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -75,8 +74,9 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route, g
 		if err != nil {
 			return err
 		}
+		// No Cache-Control: the presigned URL expires after RedirectTTL.
+		h.Set("Docker-Content-Digest", d.String())
 		h.Set("Location", u)
-		h.Del("Content-Type")
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return nil
 	}
@@ -85,16 +85,34 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route, g
 		return err
 	}
 	defer f.Close()
-	if rg := r.Header.Get("Range"); rg != "" {
-		if err := checkRange(rg, size); err != nil {
+	if rg := r.Header.Get("Range"); rg != "" && ifRangeHolds(r.Header.Get("If-Range"), etag) {
+		ignore, err := checkRange(rg, size)
+		if err != nil {
 			return errcode.RangeInvalid.New("range "+strconv.Quote(truncate(rg, 80))+" not satisfiable").
 				SetHeader("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
 		}
+		if ignore {
+			// A unit other than bytes: the whole blob (RFC 9110 §14.2).
+			r = r.Clone(ctx)
+			r.Header.Del("Range")
+		}
 	}
-	// ServeContent answers ranges and conditional requests and, for an
-	// *os.File, sends with sendfile.
+	setBlobHeaders(h, d, etag)
+	// ServeContent answers ranges and conditional requests (dropping the
+	// cache headers from its own errors) and, for an *os.File, sends with
+	// sendfile.
 	http.ServeContent(w, r, "", zeroTime, f)
 	return nil
+}
+
+// setBlobHeaders sets the headers of a successful blob answer: blobs are
+// content-addressed, so they are cacheable for a year.
+func setBlobHeaders(h http.Header, d digest.Digest, etag string) {
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "max-age=31536000")
 }
 
 // manifestAsBlob serves a manifest's bytes under the blobs endpoint, as

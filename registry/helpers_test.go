@@ -31,6 +31,11 @@ type testServer struct {
 	client *http.Client
 	mu     sync.Mutex
 	events []registry.Event
+
+	// Set by newTestServerWith's configure before the server starts.
+	authz       registry.Authorizer                   // default allowAll
+	opts        registry.Options                      // Logger and OnEvent are set by start
+	wrapUploads func(storage.Uploads) storage.Uploads // wraps the disk sessions
 }
 
 // takeEvents returns the events so far and forgets them.
@@ -48,7 +53,17 @@ var allowAll = registry.AuthorizerFunc(func(*http.Request, []auth.Scope) (auth.G
 
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
+	return newTestServerWith(t, nil)
+}
+
+// newTestServerWith is newTestServer with configure (if not nil) called
+// on the server before it starts.
+func newTestServerWith(t *testing.T, configure func(*testServer)) *testServer {
+	t.Helper()
 	ts := &testServer{dir: t.TempDir()}
+	if configure != nil {
+		configure(ts)
+	}
 	ts.start(t)
 	t.Cleanup(ts.stop)
 	return ts
@@ -69,15 +84,23 @@ func (ts *testServer) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(db, blobs, uploads, allowAll, registry.Options{
-		Logger: slog.New(slog.DiscardHandler),
-		OnEvent: func(e registry.Event) {
-			e.Request = nil
-			ts.mu.Lock()
-			ts.events = append(ts.events, e)
-			ts.mu.Unlock()
-		},
-	})
+	authz := ts.authz
+	if authz == nil {
+		authz = allowAll
+	}
+	var sessions storage.Uploads = uploads
+	if ts.wrapUploads != nil {
+		sessions = ts.wrapUploads(uploads)
+	}
+	opts := ts.opts
+	opts.Logger = slog.New(slog.DiscardHandler)
+	opts.OnEvent = func(e registry.Event) {
+		e.Request = nil
+		ts.mu.Lock()
+		ts.events = append(ts.events, e)
+		ts.mu.Unlock()
+	}
+	reg := registry.New(db, blobs, sessions, authz, opts)
 	ts.db, ts.srv = db, httptest.NewServer(reg)
 	tr := ts.srv.Client().Transport.(*http.Transport).Clone()
 	// A request that says "Expect: 100-continue" waits for the server's

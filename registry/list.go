@@ -8,7 +8,6 @@ import (
 
 	"github.com/moat-registry/moat/auth"
 	"github.com/moat-registry/moat/errcode"
-	"github.com/moat-registry/moat/oci"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -47,14 +46,13 @@ func nextLink(path string, n int, last string) string {
 }
 
 // tags answers GET /v2/<name>/tags/list in lexical order, paginated with n
-// and last and a Link header when more follow.
+// and last and a Link header when more follow. last need not be a tag: the
+// list goes on after it in lexical order, as in Distribution and the
+// catalog.
 func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, rt Route) error {
 	n, last, err := pagination(r)
 	if err != nil {
 		return err
-	}
-	if last != "" && !oci.ValidTag(last) {
-		return errcode.PaginationNumberInvalid.New("last must be a tag")
 	}
 	limit := n
 	if n >= 0 {
@@ -90,7 +88,7 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request, grant auth.
 	if n >= 0 {
 		limit = n + 1
 	}
-	repos, err := reg.meta.Repositories(r.Context(), last, limit, func(name string) bool { return grant.Allows(name, auth.Pull) })
+	repos, err := reg.meta.Repositories(r.Context(), last, limit, grant.Lists)
 	if err != nil {
 		return err
 	}

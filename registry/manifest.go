@@ -21,13 +21,6 @@ type reference struct {
 	digest digest.Digest
 }
 
-func (ref reference) String() string {
-	if ref.tag != "" {
-		return ref.tag
-	}
-	return ref.digest.String()
-}
-
 func parseReference(s string) (reference, error) {
 	if strings.IndexByte(s, ':') >= 0 {
 		d, err := parseDigest(s)
@@ -62,9 +55,10 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	h["Content-Type"] = []string{m.MediaType}
 	h["Content-Length"] = []string{strconv.FormatInt(m.Size, 10)}
 	ds := m.Digest.String()
+	etag := `"` + ds + `"`
 	h["Docker-Content-Digest"] = []string{ds}
-	h["Etag"] = []string{`"` + ds + `"`}
-	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, ds) {
+	h["Etag"] = []string{etag}
+	if inm := r.Header.Get("If-None-Match"); inm != "" && ifNoneMatchHits(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
@@ -108,9 +102,15 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	if err != nil {
 		return err
 	}
-	if m.Subject == "" && !grant.Allows(rt.Repository, auth.Push) {
-		// A signer (ImageSigner) pushes referrers only.
-		return errcode.Denied.New("this role may push only manifests with a subject (signatures, attestations)")
+	if !grant.Allows(rt.Repository, auth.Push) {
+		// Only a signer (ImageSigner) gets here without Push: it pushes
+		// referrers, by digest, and never moves a tag.
+		if m.Subject == "" {
+			return errcode.Denied.New("this role may push only manifests with a subject (signatures, attestations)")
+		}
+		if len(tags) > 0 {
+			return errcode.Denied.New("this role may push referrers by digest only, without tags")
+		}
 	}
 	m.Digest = manifestDigest(ref.digest, body)
 	if ref.digest != "" && m.Digest != ref.digest {

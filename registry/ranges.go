@@ -45,26 +45,34 @@ func parseOffset(s string) (int64, error) {
 }
 
 // checkRange validates a Range header of a blob GET against the blob size:
-// "bytes=" then one or more of "a-b", "a-" or "-n". It returns errBadRange
+// "bytes=" then one or more of "a-b", "a-" or "-n". Following RFC 9110
+// §14.2, it reports ignore for a range unit other than bytes (the whole
+// blob is served) and skips empty list elements. It returns errBadRange
 // for a malformed header and for one of which no range is satisfiable.
-func checkRange(h string, size int64) error {
-	spec, ok := strings.CutPrefix(h, "bytes=")
+func checkRange(h string, size int64) (ignore bool, err error) {
+	unit, spec, ok := strings.Cut(h, "=")
 	if !ok {
-		return errBadRange
+		return false, errBadRange
+	}
+	if unit != "bytes" {
+		return true, nil
 	}
 	satisfiable := false
 	for part := range strings.SplitSeq(spec, ",") {
 		// Trim as http.ServeContent does (ASCII space, tab, CR, LF only),
 		// so that nothing accepted here is a range it refuses.
 		part = textproto.TrimString(part)
+		if part == "" {
+			continue
+		}
 		a, b, ok := strings.Cut(part, "-")
 		if !ok {
-			return errBadRange
+			return false, errBadRange
 		}
 		if a == "" {
 			n, err := parseOffset(b)
 			if err != nil {
-				return errBadRange
+				return false, errBadRange
 			}
 			if n > 0 && size > 0 {
 				satisfiable = true
@@ -73,12 +81,12 @@ func checkRange(h string, size int64) error {
 		}
 		start, err := parseOffset(a)
 		if err != nil {
-			return errBadRange
+			return false, errBadRange
 		}
 		if b != "" {
 			end, err := parseOffset(b)
 			if err != nil || end < start {
-				return errBadRange
+				return false, errBadRange
 			}
 		}
 		if start < size {
@@ -86,7 +94,7 @@ func checkRange(h string, size int64) error {
 		}
 	}
 	if !satisfiable {
-		return errBadRange
+		return false, errBadRange
 	}
-	return nil
+	return false, nil
 }

@@ -69,42 +69,57 @@ func FuzzParseContentRange(f *testing.F) {
 }
 
 func TestCheckRange(t *testing.T) {
+	const (
+		serve  = "serve"  // a valid range for ServeContent
+		ignore = "ignore" // the whole blob (RFC 9110 §14.2)
+		refuse = "refuse" // 416
+	)
 	tests := []struct {
 		name string
 		h    string
 		size int64
-		ok   bool
+		want string
 	}{
-		{"first bytes", "bytes=0-4", 10, true},
-		{"open end", "bytes=5-", 10, true},
-		{"end past size", "bytes=5-100", 10, true},
-		{"suffix", "bytes=-3", 10, true},
-		{"suffix longer than blob", "bytes=-30", 10, true},
-		{"several", "bytes=0-1, 4-5", 10, true},
-		{"one of several satisfiable", "bytes=20-30,0-1", 10, true},
-		{"last byte", "bytes=9-9", 10, true},
-		{"start at size", "bytes=10-", 10, false},
-		{"start past size", "bytes=100-200", 10, false},
-		{"empty suffix", "bytes=-0", 10, false},
-		{"suffix of empty blob", "bytes=-5", 0, false},
-		{"any range of empty blob", "bytes=0-", 0, false},
-		{"end before start", "bytes=5-4", 10, false},
-		{"no unit", "0-4", 10, false},
-		{"other unit", "items=0-4", 10, false},
-		{"no dash", "bytes=4", 10, false},
-		{"no numbers", "bytes=-", 10, false},
-		{"empty", "bytes=", 10, false},
-		{"empty part", "bytes=0-1,,2-3", 10, false},
-		{"sign", "bytes=+1-2", 10, false},
-		{"negative suffix", "bytes=--1", 10, false},
-		{"garbage part", "bytes=0-1,x", 10, false},
-		{"overflow", "bytes=0-99999999999999999999", 10, false},
-		{"non-ASCII space", "bytes=\u00a00-1", 10, false},
+		{"first bytes", "bytes=0-4", 10, serve},
+		{"open end", "bytes=5-", 10, serve},
+		{"end past size", "bytes=5-100", 10, serve},
+		{"suffix", "bytes=-3", 10, serve},
+		{"suffix longer than blob", "bytes=-30", 10, serve},
+		{"several", "bytes=0-1, 4-5", 10, serve},
+		{"one of several satisfiable", "bytes=20-30,0-1", 10, serve},
+		{"last byte", "bytes=9-9", 10, serve},
+		{"empty part", "bytes=0-1,,2-3", 10, serve},
+		{"empty parts around", "bytes=, 0-1 ,", 10, serve},
+		{"other unit", "items=0-4", 10, ignore},
+		{"unit of other case", "Bytes=0-4", 10, ignore},
+		{"other unit, unsatisfiable", "items=100-200", 10, ignore},
+		{"start at size", "bytes=10-", 10, refuse},
+		{"start past size", "bytes=100-200", 10, refuse},
+		{"empty suffix", "bytes=-0", 10, refuse},
+		{"suffix of empty blob", "bytes=-5", 0, refuse},
+		{"any range of empty blob", "bytes=0-", 0, refuse},
+		{"end before start", "bytes=5-4", 10, refuse},
+		{"no unit", "0-4", 10, refuse},
+		{"no dash", "bytes=4", 10, refuse},
+		{"no numbers", "bytes=-", 10, refuse},
+		{"empty", "bytes=", 10, refuse},
+		{"only empty parts", "bytes=,,", 10, refuse},
+		{"sign", "bytes=+1-2", 10, refuse},
+		{"negative suffix", "bytes=--1", 10, refuse},
+		{"garbage part", "bytes=0-1,x", 10, refuse},
+		{"overflow", "bytes=0-99999999999999999999", 10, refuse},
+		{"non-ASCII space", "bytes=\u00a00-1", 10, refuse},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := checkRange(tt.h, tt.size); (err == nil) != tt.ok {
-				t.Errorf("checkRange(%q, %d) = %v, want ok=%v", tt.h, tt.size, err, tt.ok)
+			got := serve
+			if ig, err := checkRange(tt.h, tt.size); err != nil {
+				got = refuse
+			} else if ig {
+				got = ignore
+			}
+			if got != tt.want {
+				t.Errorf("checkRange(%q, %d): %s, want %s", tt.h, tt.size, got, tt.want)
 			}
 		})
 	}
@@ -122,7 +137,7 @@ func FuzzCheckRange(f *testing.F) {
 		if size < 0 {
 			size = -size
 		}
-		if checkRange(h, size) != nil {
+		if ignore, err := checkRange(h, size); err != nil || ignore {
 			return
 		}
 		content := bytes.Repeat([]byte{'x'}, int(size))

@@ -270,6 +270,8 @@ func mapError(err error) *errcode.Error {
 		return errcode.TooLarge.New(errBlobTooLarge.Error())
 	case errors.Is(err, context.Canceled):
 		return errcode.BlobUploadInvalid.New("request cancelled")
+	case errors.As(err, new(bodyReadError)):
+		return &errcode.Error{Code: errcode.BlobUploadInvalid, Message: "reading the request body failed", Err: err}
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return errStorageFull.Wrap(err)
 	}

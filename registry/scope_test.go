@@ -22,6 +22,8 @@ type pullOnly map[string]bool
 
 func (g pullOnly) Allows(repo string, a auth.Action) bool { return g[repo] && a == auth.Pull }
 
+func (g pullOnly) Lists(repo string) bool { return g[repo] }
+
 func (g pullOnly) Actor() string { return "pull-only" }
 
 func (g pullOnly) Redirectable() bool { return false }

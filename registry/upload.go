@@ -70,7 +70,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 		if err != nil {
 			return err
 		}
-		body, err := reg.capBody(r.Body, r.ContentLength, 0)
+		body, err := reg.capBody(requestBody{r.Body}, r.ContentLength, 0)
 		if err != nil {
 			return err
 		}
@@ -134,12 +134,13 @@ func (reg *Registry) uploadStatus(w http.ResponseWriter, r *http.Request, rt Rou
 }
 
 // appendBody writes the request body to a session. With Content-Range the
-// chunk must start where the session ends (416 otherwise); docker streams
-// without it.
+// chunk must start where the session ends (416 otherwise) and the body
+// must be as long as the range (400 otherwise, keeping what arrived);
+// docker streams without it.
 func (reg *Registry) appendBody(r *http.Request, rt Route) (storage.Upload, error) {
 	ctx := r.Context()
-	offset := int64(-1)
-	body := io.Reader(r.Body)
+	offset, length := int64(-1), int64(-1)
+	body := io.Reader(requestBody{r.Body})
 	if cr := r.Header.Get("Content-Range"); cr != "" {
 		start, end, err := parseContentRange(cr)
 		if err != nil {
@@ -148,10 +149,11 @@ func (reg *Registry) appendBody(r *http.Request, rt Route) (storage.Upload, erro
 		if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
 			return storage.Upload{}, errcode.SizeInvalid.New("Content-Length does not match Content-Range")
 		}
-		offset = start
-		body = io.LimitReader(r.Body, end-start+1)
+		offset, length = start, end-start+1
+		body = io.LimitReader(body, length)
 	}
-	if reg.opts.MaxBlobSize > 0 {
+	limit := reg.opts.MaxBlobSize
+	if limit > 0 {
 		cur, err := reg.uploads.Get(ctx, rt.Repository, rt.Reference)
 		if err != nil {
 			return storage.Upload{}, err
@@ -162,13 +164,41 @@ func (reg *Registry) appendBody(r *http.Request, rt Route) (storage.Upload, erro
 	}
 	up, err := reg.uploads.Append(ctx, rt.Repository, rt.Reference, offset, body)
 	if errors.Is(err, storage.ErrOffsetMismatch) {
-		h := errcode.RangeInvalid.New("chunk does not continue the upload")
-		h.SetHeader("Location", uploadLocation(up.Repository, up.ID))
-		h.SetHeader("Range", "0-"+strconv.FormatInt(max(up.Size-1, 0), 10))
-		h.SetHeader("Docker-Upload-UUID", up.ID)
-		return up, h
+		return up, withUploadState(errcode.RangeInvalid.New("chunk does not continue the upload"), up)
 	}
-	return up, err
+	if err != nil {
+		return up, err
+	}
+	// The size was checked before Append took the session's lock, so a
+	// concurrent PATCH may have grown the session meanwhile.
+	if limit > 0 && up.Size > limit {
+		return up, tooLarge(limit)
+	}
+	if length >= 0 {
+		if up.Size-offset != length {
+			return up, withUploadState(errcode.SizeInvalid.New("the body is shorter than Content-Range"), up)
+		}
+		if r.ContentLength < 0 {
+			// A chunked body must end with the range.
+			var one [1]byte
+			n, err := io.ReadFull(requestBody{r.Body}, one[:])
+			if n > 0 {
+				return up, withUploadState(errcode.SizeInvalid.New("the body is longer than Content-Range"), up)
+			}
+			if err != io.EOF {
+				return up, err
+			}
+		}
+	}
+	return up, nil
+}
+
+// withUploadState adds to e the headers of where the session stands, so
+// that the client can resume.
+func withUploadState(e *errcode.Error, up storage.Upload) *errcode.Error {
+	return e.SetHeader("Location", uploadLocation(up.Repository, up.ID)).
+		SetHeader("Range", "0-"+strconv.FormatInt(max(up.Size-1, 0), 10)).
+		SetHeader("Docker-Upload-UUID", up.ID)
 }
 
 // patchUpload answers PATCH /v2/<name>/blobs/uploads/<id>.
@@ -194,9 +224,26 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt Route,
 			return err
 		}
 	}
+	limit := reg.opts.MaxBlobSize
+	if limit > 0 {
+		// Concurrent PATCHes can each pass capBody and together exceed
+		// the limit: such a session never becomes a blob.
+		up, err := reg.uploads.Get(ctx, rt.Repository, rt.Reference)
+		if err != nil {
+			return err
+		}
+		if up.Size > limit {
+			return tooLarge(limit)
+		}
+	}
 	size, err := reg.uploads.Finish(ctx, rt.Repository, rt.Reference, d)
 	if err != nil {
 		return err
+	}
+	if limit > 0 && size > limit {
+		// A PATCH grew the session after the check above; the blob stays
+		// unlinked, for garbage collection.
+		return tooLarge(limit)
 	}
 	if err := reg.meta.LinkBlob(ctx, rt.Repository, d, size); err != nil {
 		return err
@@ -217,6 +264,25 @@ func (reg *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt Rou
 }
 
 var errBlobTooLarge = errors.New("blob larger than the registry allows")
+
+// bodyReadError is a failure to read a request body (a malformed chunked
+// encoding, a connection reset): the client's fault, unlike a failure to
+// write to storage.
+type bodyReadError struct{ error }
+
+func (e bodyReadError) Unwrap() error { return e.error }
+
+// requestBody marks the read errors of a request body as bodyReadError;
+// io.EOF stays as it is.
+type requestBody struct{ r io.Reader }
+
+func (b requestBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = bodyReadError{err}
+	}
+	return n, err
+}
 
 // capBody bounds what a body of declared length may add to a blob that
 // already holds have bytes (limits.maxBlobSize): a declared length over
