@@ -116,11 +116,6 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	if ref.digest != "" && m.Digest != ref.digest {
 		return errcode.DigestInvalid.New("manifest digest " + m.Digest.String() + " does not match reference " + ref.digest.String())
 	}
-	for _, d := range m.Manifests {
-		if d == m.Digest {
-			return errcode.ManifestInvalid.New("an index cannot reference itself")
-		}
-	}
 	m.Raw, m.Size, m.Created = body, int64(len(body)), time.Now().UTC()
 	if err := reg.meta.PutManifest(r.Context(), rt.Repository, m, tags, !reg.opts.RelaxIndexReferences); err != nil {
 		return err
