@@ -111,6 +111,12 @@ func (a *API) secrets(w http.ResponseWriter, r *request, name string) error {
 		w.Header().Set("Cache-Control", "no-store")
 		return writeJSON(w, http.StatusCreated, sec)
 	case len(r.seg) == 4 && r.Method == http.MethodDelete:
+		snap := a.dir.Snapshot()
+		if id, ok := snap.Identity(name); ok {
+			if err := r.needOwnerIfHoldsRoles(snap, id.PrincipalID, "deleting a secret of an identity that holds roles needs Owner"); err != nil {
+				return err
+			}
+		}
 		if err := a.dir.DeleteSecret(r.Context(), name, r.seg[3]); err != nil {
 			return err
 		}
@@ -182,6 +188,12 @@ func (a *API) federatedCredentials(w http.ResponseWriter, r *request, identity s
 			}
 			return created(w, isNew, fc)
 		case http.MethodDelete:
+			snap := a.dir.Snapshot()
+			if id, ok := snap.Identity(identity); ok {
+				if err := r.needOwnerIfHoldsRoles(snap, id.PrincipalID, "deleting a federated credential of an identity that holds roles needs Owner"); err != nil {
+					return err
+				}
+			}
 			if err := a.dir.DeleteFederatedCredential(r.Context(), identity, name); err != nil {
 				return err
 			}

@@ -178,3 +178,45 @@ func expiresWithin(d time.Duration) func(*testing.T, *result) {
 		}
 	}
 }
+
+// TestIdentityCredentialDeletes: deleting a secret or a federated
+// credential of an identity that holds a role needs Owner, as adding one
+// does; without a role a Contributor may.
+func TestIdentityCredentialDeletes(t *testing.T) {
+	e := start(t)
+	contributor := e.identityWithRole(t, "contrib", "Contributor")
+	fc := map[string]any{"issuer": "https://token.actions.githubusercontent.com", "subject": "repo:org/app:ref:refs/heads/main",
+		"audiences": []string{"api://AzureADTokenExchange"}}
+	secrets := map[string]string{}
+	for _, name := range []string{"ci", "plain"} {
+		e.do(t, call{as: admin, method: http.MethodPut, path: "identities/" + name, status: http.StatusCreated})
+		var sec struct {
+			ID string `json:"id"`
+		}
+		e.do(t, call{as: admin, method: http.MethodPost, path: "identities/" + name + "/secrets",
+			body: map[string]any{"bcryptHash": cheapHash(t, name+"-password")}, status: http.StatusCreated}).json(t, &sec)
+		secrets[name] = sec.ID
+		e.do(t, call{as: admin, method: http.MethodPut, path: "identities/" + name + "/federated-credentials/gh", body: fc, status: http.StatusCreated})
+		fc["subject"] = fc["subject"].(string) + "-" + name // (issuer, subject, audience) is one identity's
+	}
+	e.do(t, call{as: admin, method: http.MethodPut, path: "role-assignments/ci-push", body: `{"principal":"ci","role":"AcrPush"}`,
+		status: http.StatusCreated})
+	e.run(t, []call{
+		{name: "Contributor deletes a secret of an identity with a role", as: contributor, method: http.MethodDelete,
+			path: "identities/ci/secrets/" + secrets["ci"], status: http.StatusForbidden, check: denied},
+		{name: "Contributor deletes a federated credential of an identity with a role", as: contributor, method: http.MethodDelete,
+			path: "identities/ci/federated-credentials/gh", status: http.StatusForbidden, check: denied},
+		{name: "both are still there", as: admin, method: http.MethodGet, path: "identities/ci/federated-credentials/gh", status: http.StatusOK},
+		{name: "Contributor deletes a secret of an identity without a role", as: contributor, method: http.MethodDelete,
+			path: "identities/plain/secrets/" + secrets["plain"], status: http.StatusNoContent},
+		{name: "Contributor deletes a federated credential of an identity without a role", as: contributor, method: http.MethodDelete,
+			path: "identities/plain/federated-credentials/gh", status: http.StatusNoContent},
+		{name: "Owner deletes a secret of an identity with a role", as: admin, method: http.MethodDelete,
+			path: "identities/ci/secrets/" + secrets["ci"], status: http.StatusNoContent},
+		{name: "Owner deletes a federated credential of an identity with a role", as: admin, method: http.MethodDelete,
+			path: "identities/ci/federated-credentials/gh", status: http.StatusNoContent},
+	})
+	if got := e.dataPlane(t, e.base, http.MethodGet, "/v2/", cred{user: "plain", pass: "plain-password"}); got != http.StatusUnauthorized {
+		t.Errorf("GET /v2/ with the deleted secret: %d, want 401", got)
+	}
+}

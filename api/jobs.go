@@ -35,10 +35,17 @@ func accepted(w http.ResponseWriter, op jobs.Operation) error {
 	return writeJSON(w, http.StatusAccepted, op)
 }
 
+// jobRetryAfter is the Retry-After of an import or task run refused
+// because too many run.
+const jobRetryAfter = "30"
+
 func jobError(err error) error {
 	var inv *jobs.InvalidError
 	if errors.As(err, &inv) {
 		return errcode.Invalid.New(inv.Error())
+	}
+	if errors.Is(err, jobs.ErrTooManyRunning) {
+		return errcode.TooManyRequests.New(err.Error()).SetHeader("Retry-After", jobRetryAfter)
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
 	"strings"
 
@@ -71,7 +72,7 @@ func (a *API) putPrivateEndpoint(w http.ResponseWriter, r *request, name string)
 		Name        string `json:"name"`
 		Listen      string `json:"listen"`
 		Address     string `json:"address"`
-		TLS         bool   `json:"tls"`
+		TLS         *bool  `json:"tls"`
 		State       string `json:"state"`
 		Description string `json:"description"`
 	}{}
@@ -87,7 +88,12 @@ func (a *API) putPrivateEndpoint(w http.ResponseWriter, r *request, name string)
 			return err
 		}
 	}
-	e := auth.PrivateEndpoint{Name: name, Listen: in.Listen, TLS: in.TLS, State: in.State, Description: in.Description}
+	e := auth.PrivateEndpoint{Name: name, Listen: in.Listen, State: in.State, Description: in.Description}
+	if in.TLS != nil {
+		e.TLS = *in.TLS
+	} else if exists {
+		e.TLS = old.TLS
+	}
 	if e.Listen == "" && exists {
 		e.Listen = old.Listen
 	}
@@ -110,10 +116,16 @@ func (a *API) putPrivateEndpoint(w http.ResponseWriter, r *request, name string)
 		e.Address = addr
 	}
 	out, isNew, err := a.dir.PutPrivateEndpoint(r.Context(), e)
-	if err != nil {
-		if rebind && !exists {
+	if err != nil && rebind {
+		// The listener follows the stored record: none for a new
+		// endpoint, the old address and TLS for an existing one.
+		if !exists {
 			_ = a.opts.Listeners.Close(name)
+		} else if _, rerr := a.opts.Listeners.Open(name, cmp.Or(old.Address, old.Listen), old.TLS); rerr != nil {
+			a.opts.Logger.ErrorContext(r.Context(), "reopening a private endpoint on its old address", "endpoint", name, "address", cmp.Or(old.Address, old.Listen), "err", rerr)
 		}
+	}
+	if err != nil {
 		return err
 	}
 	return created(w, isNew, out)

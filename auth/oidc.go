@@ -66,9 +66,14 @@ func loopbackHost(h string) bool {
 // forbiddenFetchAddr refuses link-local (169.254.0.0/16, fe80::/10, where
 // cloud metadata services live), multicast and unspecified addresses.
 func forbiddenFetchAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsMulticast() || a.IsUnspecified() || a.IsInterfaceLocalMulticast()
+	a = a.WithZone("").Unmap()
+	return a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsMulticast() || a.IsUnspecified() || a.IsInterfaceLocalMulticast() ||
+		awsMetadataV6.Contains(a)
 }
+
+// awsMetadataV6 holds AWS's IPv6 instance metadata address
+// (fd00:ec2::254), which is not link-local.
+var awsMetadataV6 = netip.MustParsePrefix("fd00:ec2::/64")
 
 // newFetchClient is the HTTP client of discovery and JWKS fetches. The dial
 // check runs on the resolved address, so DNS cannot smuggle a link-local

@@ -58,6 +58,15 @@ func parseImageRef(s string, requireHost bool) (imageRef, error) {
 	if requireHost && host == "" {
 		return imageRef{}, fmt.Errorf("%q names no registry; expected REGISTRY/REPOSITORY:TAG", s)
 	}
+	if strings.Contains(host, "@") {
+		// Not echoed: it would carry a password into operations and logs.
+		return imageRef{}, errors.New("the registry host holds user info (user:password@); pass credentials on their own")
+	}
+	if host != "" {
+		if err := (registry.Reference{Registry: host}).ValidateRegistry(); err != nil {
+			return imageRef{}, fmt.Errorf("%q names no valid registry host: %v", s, err)
+		}
+	}
 	parsed, err := registry.ParseReference(localHost + "/" + rest)
 	if err != nil {
 		return imageRef{}, fmt.Errorf("%q is not a reference like registry.example.com/app:1: %v", s, err)
@@ -68,19 +77,26 @@ func parseImageRef(s string, requireHost bool) (imageRef, error) {
 	return imageRef{Host: host, Repository: parsed.Repository, Reference: parsed.Reference}, nil
 }
 
-// remoteClient is the HTTP client for other registries: keep-alive, no
-// overall timeout (blobs can be large), link-local addresses refused.
+// remoteHTTPClient is the HTTP client for other registries: keep-alive,
+// no overall timeout (blobs can be large), no proxy (the dial check must
+// see the registry's address, not a proxy's), link-local and cloud
+// metadata addresses refused.
 func remoteHTTPClient() *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second, Control: auth.RefuseLinkLocal}
 	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
+		Proxy:                 nil,
+		DialContext:           remoteDialer().DialContext,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: time.Minute,
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}}
+}
+
+// remoteDialer dials other registries. Its check runs on the resolved
+// address, before connecting.
+func remoteDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 10 * time.Second, Control: auth.RefuseLinkLocal}
 }
 
 // repository opens a repository: this registry through the in-process
@@ -207,8 +223,9 @@ func reasonOf(ctx context.Context, src *remote.Repository, reference string, err
 }
 
 // challenge asks a registry for its token service: GET /v2/ and read the
-// Bearer challenge. A denial comes back as an error with the registry's
-// message.
+// Bearer challenge. A registry that answers 200 needs no credentials:
+// realm and service are empty. A denial comes back as an error with the
+// registry's message.
 func (r *Runner) challenge(ctx context.Context, base string) (realm, service string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/", nil)
 	if err != nil {
@@ -220,6 +237,9 @@ func (r *Runner) challenge(ctx context.Context, base string) (realm, service str
 		return "", "", err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return "", "", nil
+	}
 	if resp.StatusCode != http.StatusUnauthorized {
 		return "", "", responseError(resp)
 	}

@@ -159,3 +159,169 @@ func TestCopyTaskRoles(t *testing.T) {
 		t.Errorf("RunTask for an instance without identity: %v", err)
 	}
 }
+
+// TestImportSourceHost: the source's registry host is checked when the
+// import is asked for, and user info in it is refused without starting an
+// operation (whose source Readers see) or echoing the password.
+func TestImportSourceHost(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ name, source, want string }{
+		{"user and password", "user:hunter2@127.0.0.1:1/app:1", "source: the registry host holds user info"},
+		{"token", "hunter2@localhost:1/app:1", "holds user info"},
+		{"bad host", "regi stry.example.com/app:1", "names no valid registry host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op, err := h.runner.Import(ImportRequest{Source: tc.source, Target: "app:1"})
+			var inv *InvalidError
+			if !errors.As(err, &inv) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Import = %+v, %v; want an InvalidError with %q", op, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestRemoteClientRefusesMetadata: imports and copies connect directly
+// (no proxy, whose address alone the dial check would see) and never to
+// link-local or cloud metadata addresses, AWS's IPv6 one included. The
+// dial check is called as the dialer would call it, before connecting:
+// the test sends nothing.
+func TestRemoteClientRefusesMetadata(t *testing.T) {
+	if tr := remoteHTTPClient().Transport.(*http.Transport); tr.Proxy != nil {
+		t.Error("the remote transport uses a proxy")
+	}
+	control := remoteDialer().Control
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:443", "[fd00:ec2::254]:80", "[fd00:ec2::254%eth0]:80", "[::ffff:169.254.169.254]:80"} {
+		if err := control("tcp", addr, nil); err == nil || !strings.Contains(err.Error(), "refusing to connect") {
+			t.Errorf("dial check of %s: %v, want a refusal", addr, err)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:5000", "[::1]:5000", "203.0.113.7:443", "[fd00:ec2:0:1::254]:80", "[2001:db8::1]:443"} {
+		if err := control("tcp", addr, nil); err != nil {
+			t.Errorf("dial check of %s: %v, want none", addr, err)
+		}
+	}
+}
+
+// federationHost serves /v2/ with a Bearer challenge naming service, and
+// counts POSTs to /oauth2/exchange; other paths answer 404.
+func federationHost(t *testing.T, service func(host string) string) (host string, exchanges *atomic.Int32) {
+	t.Helper()
+	exchanges = new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v2/":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+r.Host+`/oauth2/token",service="`+service(r.Host)+`"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		case "/oauth2/exchange":
+			exchanges.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"refresh_token":"from-the-exchange"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), exchanges
+}
+
+// TestCopyTaskFederationAudience: a copy task signs its workload token
+// only for the registry it contacts: a registry whose challenge names
+// another service (here this registry's own, "jobs.test") gets no token
+// and the run fails naming both; one naming its own host gets the
+// exchange (TestSameHost: case and default ports).
+func TestCopyTaskFederationAudience(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		service func(host string) string
+		want    string // part of the run's error; "" when it must exchange
+	}{
+		{"this registry's service", func(string) string { return "jobs.test" }, `token service "jobs.test" is not `},
+		{"another host", func(string) string { return "registry.example.com" }, `token service "registry.example.com" is not `},
+		{"its own host", func(host string) string { return host }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.tasksService("nightly", "AcrPush", "/")
+			host, exchanges := federationHost(t, tc.service)
+			h.putTask(auth.Task{Service: "nightly", Name: "pull", Type: auth.TaskCopy,
+				Copy: &auth.CopyTask{Source: host + "/app:1", Target: "mirror/app:1", PlainHTTP: true}})
+			op := h.run("nightly", "pull")
+			if op.Status != StatusFailed {
+				t.Fatalf("run: %s, want Failed (the source has no image)", op.Status)
+			}
+			if tc.want == "" {
+				if exchanges.Load() != 1 || strings.Contains(op.Error, "token service") {
+					t.Errorf("exchanges %d, error %q: want one exchange", exchanges.Load(), op.Error)
+				}
+				return
+			}
+			if exchanges.Load() != 0 {
+				t.Errorf("the task sent its token to %s, whose challenge names another service", host)
+			}
+			if !strings.Contains(op.Error, tc.want) || !strings.Contains(op.Error, host) {
+				t.Errorf("error %q, want %q and the host %s", op.Error, tc.want, host)
+			}
+		})
+	}
+}
+
+// TestCopyTaskOpenSource: a source registry that answers /v2/ with 200
+// needs no credentials: the copy runs without federation.
+func TestCopyTaskOpenSource(t *testing.T) {
+	src, h := newHarness(t), newHarness(t)
+	host := src.remote(openAuthz)
+	img := src.image("app", "1", "content", nil)
+	h.tasksService("nightly", "AcrPush", "/")
+	h.putTask(auth.Task{Service: "nightly", Name: "pull", Type: auth.TaskCopy,
+		Copy: &auth.CopyTask{Source: host + "/app:1", Target: "mirror/app:1", PlainHTTP: true}})
+	if op := h.run("nightly", "pull"); op.Status != StatusSucceeded || op.Digest != img.Digest.String() {
+		t.Errorf("copy from an open registry: %s %q %s", op.Status, op.Error, op.Digest)
+	}
+}
+
+func TestSameHost(t *testing.T) {
+	for _, tc := range []struct {
+		service, host string
+		plainHTTP     bool
+		want          bool
+	}{
+		{"registry.example.com", "registry.example.com", false, true},
+		{"Registry.Example.com", "registry.example.COM", false, true},
+		{"registry.example.com:443", "registry.example.com", false, true},
+		{"registry.example.com", "registry.example.com:443", false, true},
+		{"registry.example.com:80", "registry.example.com", true, true},
+		{"registry.example.com:80", "registry.example.com", false, false},
+		{"registry.example.com:443", "registry.example.com", true, false},
+		{"127.0.0.3:5000", "127.0.0.3:5000", true, true},
+		{"127.0.0.3:5001", "127.0.0.3:5000", true, false},
+		{"[::1]:443", "[::1]", false, true},
+		{"registry.example.com:8443", "registry.example.com", false, false},
+		{"jobs.test", "registry.example.com", false, false},
+		{"", "registry.example.com", false, false},
+	} {
+		if got := sameHost(tc.service, tc.host, tc.plainHTTP); got != tc.want {
+			t.Errorf("sameHost(%q, %q, plainHTTP %v) = %v, want %v", tc.service, tc.host, tc.plainHTTP, got, tc.want)
+		}
+	}
+}
+
+// TestCopyTaskStoredUserInfo: a copy task stored before sources were
+// checked, whose source carries a password, fails without showing it
+// and without contacting anyone.
+func TestCopyTaskStoredUserInfo(t *testing.T) {
+	h := newHarness(t)
+	h.tasksService("nightly", "AcrPush", "/")
+	_, _, err := h.dir.PutTask(ctx, auth.Task{Service: "nightly", Name: "old", Type: auth.TaskCopy, Enabled: true,
+		Copy: &auth.CopyTask{Source: "user:hunter2@127.0.0.1:1/app:1", Target: "mirror/app:1", PlainHTTP: true}})
+	h.must(err)
+	op := h.run("nightly", "old")
+	if op.Status != StatusFailed || !strings.Contains(op.Error, "holds user info") {
+		t.Errorf("run: %s %q, want Failed for the user info", op.Status, op.Error)
+	}
+	if strings.Contains(op.Error+op.Source, "hunter2") {
+		t.Errorf("the operation shows the password: %+v", op)
+	}
+}

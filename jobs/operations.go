@@ -3,6 +3,7 @@ package jobs
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -39,8 +40,9 @@ type Operation struct {
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 }
 
-// operations keeps operations in memory: those running and those that
-// finished in the last day (at most maxOperations).
+// operations keeps operations in memory: those running (at most
+// maxRunning) and those that finished in the last day (at most
+// maxOperations).
 type operations struct {
 	mu  sync.Mutex
 	ops map[string]*Operation
@@ -49,7 +51,13 @@ type operations struct {
 const (
 	maxOperations   = 1000
 	operationMaxAge = 24 * time.Hour
+	// maxRunning bounds the imports and task runs running at once.
+	maxRunning = 16
 )
+
+// ErrTooManyRunning refuses an import or a task run while maxRunning
+// operations run.
+var ErrTooManyRunning = fmt.Errorf("%d imports and task runs are running already; try again later", maxRunning)
 
 func newOperationID() string {
 	var b [12]byte
@@ -57,19 +65,30 @@ func newOperationID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (o *operations) start(kind, source, target string) *Operation {
+// start records a new running operation, or fails with ErrTooManyRunning.
+func (o *operations) start(kind, source, target string) (*Operation, error) {
 	op := &Operation{ID: newOperationID(), Kind: kind, Status: StatusRunning, Source: source, Target: target, StartedAt: time.Now().UTC()}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ops == nil {
 		o.ops = map[string]*Operation{}
 	}
+	running := 0
+	for _, op := range o.ops {
+		if op.Status == StatusRunning {
+			running++
+		}
+	}
+	if running >= maxRunning {
+		return nil, ErrTooManyRunning
+	}
 	o.pruneLocked()
 	o.ops[op.ID] = op
-	return op
+	return op, nil
 }
 
-// pruneLocked forgets old finished operations.
+// pruneLocked forgets old finished operations (running ones are bounded
+// by maxRunning).
 func (o *operations) pruneLocked() {
 	cutoff := time.Now().Add(-operationMaxAge)
 	var done []*Operation

@@ -42,12 +42,21 @@ func TestParseImageRef(t *testing.T) {
 		{in: "registry.example.com/", err: "is not a reference"},
 		{in: "", err: "is not a reference"},
 		{in: "app:" + strings.Repeat("t", 129), err: "invalid tag"},
+		// The registry host is checked; user info in it is refused
+		// without echoing the password.
+		{in: "user:hunter2@registry.example.com/app:1", requireHost: true, err: "holds user info"},
+		{in: "token@registry.example.com/app:1", err: "holds user info"},
+		{in: "exa mple.com/app:1", requireHost: true, err: "names no valid registry host"},
+		{in: "registry.example.com:port/app:1", err: "names no valid registry host"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := parseImageRef(tc.in, tc.requireHost)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("parseImageRef(%q) = %+v, %v; want an error containing %q", tc.in, got, err, tc.err)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("the error shows the password: %v", err)
 				}
 				return
 			}
@@ -117,6 +126,10 @@ func TestCheckTask(t *testing.T) {
 		{"words", scheduled(ok, "every day"), "schedule:"},
 		{"@every nonsense", scheduled(ok, "@every soon"), "schedule:"},
 		{"bad schedule on a purge", scheduled(purgeTask(auth.PurgeTask{Repository: "app", OlderThan: "1d"}), "@weekly-ish"), "schedule:"},
+		{"30 February", scheduled(ok, "0 0 30 2 *"), `schedule: "0 0 30 2 *" never fires`},
+		{"31 April in a time zone", scheduled(ok, "CRON_TZ=Europe/Paris 0 0 31 4 *"), "never fires"},
+		{"29 February", scheduled(ok, "0 0 29 2 *"), ""},
+		{"copy source with user info", copyTask("user:hunter2@registry.example.com/app:1", "app:1"), "copy.source: the registry host holds user info"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := CheckTask(&tc.task)

@@ -53,10 +53,13 @@ type Runner struct {
 	wake      chan struct{}
 
 	// ctx ends when the runner closes; running work stops and wg waits
-	// for it.
+	// for it. mu orders wg.Add against Close: once closed is set, nothing
+	// new starts.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
 }
 
 // New returns a runner; Schedule starts its scheduler.
@@ -75,13 +78,18 @@ func New(opts Options) *Runner {
 // Close stops running imports and tasks and waits until they have ended,
 // so nothing writes to storage after it returns.
 func (r *Runner) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 }
 
 // background runs fn as tracked work, unless the runner is closed.
 func (r *Runner) background(fn func(ctx context.Context)) error {
-	if r.ctx.Err() != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
 		return errors.New("moat is shutting down")
 	}
 	r.wg.Add(1)
@@ -118,7 +126,8 @@ func invalidf(format string, args ...any) error { return &InvalidError{fmt.Sprin
 
 // Import starts a server-side copy of an image (all platforms, and its
 // referrers) from another registry into this one, as the built-in
-// importer, and returns its operation.
+// importer, and returns its operation (ErrTooManyRunning while
+// maxRunning operations run).
 func (r *Runner) Import(req ImportRequest) (Operation, error) {
 	src, err := parseImageRef(req.Source, true)
 	if err != nil {
@@ -138,7 +147,10 @@ func (r *Runner) Import(req ImportRequest) (Operation, error) {
 	if req.Credentials != nil {
 		cred = orasauth.Credential{Username: req.Credentials.Username, Password: req.Credentials.Password}
 	}
-	op := r.ops.start("import", src.String(), dst.String())
+	op, err := r.ops.start("import", src.String(), dst.String())
+	if err != nil {
+		return Operation{}, err
+	}
 	err = r.background(func(ctx context.Context) {
 		d, err := r.runImport(ctx, op, src, dst, cred, req.PlainHTTP)
 		r.ops.finish(op, d, err)
@@ -174,8 +186,14 @@ func (r *Runner) runImport(ctx context.Context, op *Operation, src, dst imageRef
 // CheckTask validates a task definition and fills defaults.
 func CheckTask(t *auth.Task) error {
 	if t.Schedule != "" {
-		if _, err := parseSchedule(t.Schedule); err != nil {
+		sched, err := parseSchedule(t.Schedule)
+		if err != nil {
 			return invalidf("schedule: %q is not a cron schedule (5 fields, e.g. \"0 3 * * *\", or @daily): %v", t.Schedule, err)
+		}
+		// cron gives the zero time for a date that never comes (30
+		// February), which the scheduler would take as always due.
+		if sched.Next(now().UTC()).IsZero() {
+			return invalidf("schedule: %q never fires", t.Schedule)
 		}
 	}
 	switch t.Type {
@@ -207,7 +225,8 @@ func CheckTask(t *auth.Task) error {
 	return nil
 }
 
-// RunTask runs a task now and returns its operation.
+// RunTask runs a task now and returns its operation (ErrTooManyRunning
+// while maxRunning operations run).
 func (r *Runner) RunTask(ctx context.Context, service, name string) (Operation, error) {
 	t, err := r.dir.GetTask(ctx, service, name)
 	if err != nil {
@@ -221,7 +240,10 @@ func (r *Runner) RunTask(ctx context.Context, service, name string) (Operation, 
 	if !ok {
 		return Operation{}, invalidf("the identity %q of service %q is gone", svc.Identity.PrincipalName, service)
 	}
-	op := r.ops.start(t.Type, service+"/"+name, "")
+	op, err := r.ops.start(t.Type, service+"/"+name, "")
+	if err != nil {
+		return Operation{}, err
+	}
 	run := auth.TaskRun{Operation: op.ID, Status: StatusRunning, Started: op.StartedAt}
 	_ = r.dir.SetTaskRun(ctx, service, name, run)
 	err = r.background(func(ctx context.Context) {
@@ -262,11 +284,20 @@ func (r *Runner) runTask(ctx context.Context, op *Operation, t auth.Task, p auth
 // runCopy copies between two registries. This registry is reached as the
 // task's identity; another registry through workload identity
 // federation: moat signs a token for the task (sub tasks:<instance>,
-// aud = that registry's service) and exchanges it there for a refresh
-// token.
+// aud = that registry's service, which must name its host) and exchanges
+// it there for a refresh token; a registry that asks for no credentials
+// gets none.
 func (r *Runner) runCopy(ctx context.Context, op *Operation, t auth.Task, p auth.Principal) (string, error) {
-	src, _ := parseImageRef(t.Copy.Source, false)
-	dst, _ := parseImageRef(t.Copy.Target, false)
+	// Checked when stored, but a task stored before a check was added
+	// may not pass it.
+	src, err := parseImageRef(t.Copy.Source, false)
+	if err != nil {
+		return "", fmt.Errorf("copy.source: %w", err)
+	}
+	dst, err := parseImageRef(t.Copy.Target, false)
+	if err != nil {
+		return "", fmt.Errorf("copy.target: %w", err)
+	}
 	r.ops.update(op, func(op *Operation) { op.Source, op.Target = src.String(), dst.String() })
 	open := func(ref imageRef) (*remoteRepo, error) {
 		cred := orasauth.Credential{}
@@ -304,6 +335,15 @@ func (r *Runner) federate(ctx context.Context, host string, plainHTTP bool, inst
 	if err != nil {
 		return orasauth.Credential{}, err
 	}
+	if service == "" {
+		return orasauth.Credential{}, nil // it asks for no credentials
+	}
+	// The token's audience comes from the registry's own answer: one that
+	// named another service (this registry's, say) would receive a token
+	// valid there.
+	if !sameHost(service, host, plainHTTP) {
+		return orasauth.Credential{}, fmt.Errorf("its token service %q is not %s: refusing to send it a workload token for another audience (its registry.name must be the host the task names)", service, host)
+	}
 	wt, err := r.opts.Guard.WorkloadToken(auth.ServiceTasks, instance, service)
 	if err != nil {
 		return orasauth.Credential{}, err
@@ -330,6 +370,18 @@ func (r *Runner) federate(ctx context.Context, host string, plainHTTP bool, inst
 		return orasauth.Credential{}, errors.New("token exchange: no refresh_token in the answer")
 	}
 	return orasauth.Credential{RefreshToken: out.RefreshToken}, nil
+}
+
+// sameHost reports whether a token service names host: equal ignoring
+// case, and with the scheme's default port (443, or 80 over plain HTTP)
+// the same as none.
+func sameHost(service, host string, plainHTTP bool) bool {
+	port := ":443"
+	if plainHTTP {
+		port = ":80"
+	}
+	norm := func(h string) string { return strings.TrimSuffix(strings.ToLower(h), port) }
+	return norm(service) == norm(host)
 }
 
 // Wake makes the scheduler re-read the tasks (after a change).

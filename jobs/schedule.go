@@ -53,6 +53,12 @@ func (r *Runner) Schedule(ctx context.Context) {
 			if !ok || e.spec != t.Schedule {
 				e = entry{spec: t.Schedule, next: sched.Next(t0)}
 			}
+			if e.next.IsZero() {
+				// It never fires ("0 0 30 2 *"; CheckTask refuses those):
+				// the zero time would be due on every pass.
+				entries[key] = e
+				continue
+			}
 			if !e.next.After(t0) {
 				if id, busy := running[key]; busy {
 					if op, ok := r.ops.get(id); ok && op.Status == StatusRunning {
@@ -70,7 +76,7 @@ func (r *Runner) Schedule(ctx context.Context) {
 				e.next = sched.Next(t0)
 			}
 			entries[key] = e
-			if wakeAt.IsZero() || e.next.Before(wakeAt) {
+			if !e.next.IsZero() && (wakeAt.IsZero() || e.next.Before(wakeAt)) {
 				wakeAt = e.next
 			}
 		}

@@ -155,3 +155,30 @@ func TestSchedule(t *testing.T) {
 		t.Error("03:01: every ran on its old schedule")
 	}
 }
+
+// TestScheduleNeverFires: a stored schedule that never fires (30
+// February; CheckTask refuses it, but one may predate that check) does
+// not run, where the zero time cron gives for it would be due on every
+// pass.
+func TestScheduleNeverFires(t *testing.T) {
+	h := newHarness(t)
+	h.tasksService("nightly", "AcrPush", "/")
+	h.image("app", "1", "content", nil)
+	for name, schedule := range map[string]string{"feb30": "0 0 30 2 *", "hourly": "@every 1h"} {
+		_, _, err := h.dir.PutTask(ctx, auth.Task{Service: "nightly", Name: name, Type: auth.TaskCopy, Schedule: schedule, Enabled: true,
+			Copy: &auth.CopyTask{Source: "app:1", Target: "mirror/" + name + ":1"}})
+		h.must(err)
+	}
+	clk := &fakeClock{at: time.Date(2026, 3, 1, 2, 58, 0, 0, time.UTC)}
+	startScheduler(t, h, clk)
+	// Each pass plans from the clock, then reads it for the wait until
+	// the hourly task: two reads.
+	for reads := 2; reads <= 6; reads += 2 {
+		clk.waitReads(t, reads)
+		if op := h.lastOperation("nightly", "feb30"); op != "" {
+			t.Fatalf("pass %d: a schedule that never fires ran (operation %s)", reads/2, op)
+		}
+		clk.advance(time.Minute)
+		h.runner.Wake()
+	}
+}

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -262,10 +265,51 @@ func TestCloseDeliversQueuedEvents(t *testing.T) {
 	n.Publish(event(ActionPush, "app/web", "late")) // after Close: dropped, no panic
 }
 
+// TestLinkLocalReceiverRefused: a receiver on a link-local (cloud
+// metadata) address is refused before any packet is sent: the dial check
+// runs before connect, so the test sends nothing.
 func TestLinkLocalReceiverRefused(t *testing.T) {
-	n := newNotifier(t, Endpoint{Name: "metadata", URL: "http://169.254.169.254/hook", Secret: secret, MaxAttempts: 1})
+	var logs lockedBuffer
+	n, err := New(Options{
+		Endpoints:  []Endpoint{{Name: "metadata", URL: "http://169.254.169.254/hook", Secret: secret, MaxAttempts: 1}},
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	})
 	n.Publish(event(ActionPush, "app/web", "v1"))
-	waitFor(t, func() bool { return value(n.metrics.failed.WithLabelValues("metadata")) == 1 })
+	// The failure is counted, then logged.
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "notification not delivered") })
+	if got := value(n.metrics.failed.WithLabelValues("metadata")); got != 1 {
+		t.Errorf("failed = %v, want 1", got)
+	}
+	if log := logs.String(); !strings.Contains(log, "refusing to connect to 169.254.169.254") {
+		t.Errorf("the delivery failed without the link-local refusal:\n%s", log)
+	}
+}
+
+// lockedBuffer is a log sink the test reads while the worker writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestNewRejectsBadEndpoints(t *testing.T) {
