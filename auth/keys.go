@@ -43,17 +43,22 @@ type KeyRing struct {
 	// reloadOnMiss makes a shared ring reload when asked for a key id it
 	// does not hold: another replica may have rotated the ring and signed
 	// a token with the new key before this replica's change notification
-	// arrived. missMu serialises those reloads; lastMiss (under missMu)
-	// spaces them by missReloadInterval.
+	// arrived. missMu serialises those reloads; missCredit (under
+	// missMu, as of missAt) is how many may happen now.
 	reloadOnMiss bool
 	missMu       sync.Mutex
-	lastMiss     time.Time
+	missCredit   float64
+	missAt       time.Time
 }
 
-// missReloadInterval is the least time between two reloads caused by
-// unknown key ids, so that tokens with made-up ids cost at most a few
+// Reloads caused by unknown key ids are a token bucket: missReloadBurst
+// at once (rotations in quick succession), then one per
+// missReloadInterval, so that tokens with made-up ids cost at most ten
 // reads of the metadata store a second.
-const missReloadInterval = 100 * time.Millisecond
+const (
+	missReloadInterval = 100 * time.Millisecond
+	missReloadBurst    = 5
+)
 
 // keyStore persists a key ring.
 type keyStore interface {
@@ -175,8 +180,7 @@ func (k *KeyRing) current() *signingKey {
 }
 
 // lookup finds a verification key by id. A shared ring that does not
-// hold it reloads once and looks again (at most every
-// missReloadInterval).
+// hold it reloads once and looks again (within the reload budget).
 func (k *KeyRing) lookup(kid string) *signingKey {
 	if key := k.find(kid); key != nil || !k.reloadOnMiss || kid == "" {
 		return key
@@ -187,10 +191,16 @@ func (k *KeyRing) lookup(kid string) *signingKey {
 		return key // another caller reloaded meanwhile
 	}
 	now := k.now()
-	if since := now.Sub(k.lastMiss); !k.lastMiss.IsZero() && since >= 0 && since < missReloadInterval {
+	if k.missAt.IsZero() {
+		k.missCredit = missReloadBurst
+	} else if since := now.Sub(k.missAt); since > 0 {
+		k.missCredit = min(missReloadBurst, k.missCredit+float64(since)/float64(missReloadInterval))
+	}
+	k.missAt = now
+	if k.missCredit < 1 {
 		return nil
 	}
-	k.lastMiss = now
+	k.missCredit--
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := k.Reload(ctx); err != nil {

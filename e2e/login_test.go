@@ -131,8 +131,8 @@ func TestLogin(t *testing.T) {
 			t.Run(k.name, func(t *testing.T) {
 				t.Parallel()
 				appRepo := "app/" + k.name
+				anonymous := k.newDriver(t) // a missing client skips first
 				served := m.servedDigest(t, appRepo, "1")
-				anonymous := k.newDriver(t)
 				if pulled := pull(t, anonymous, m.ref(appRepo+":1")); pulled != served {
 					t.Errorf("%s pulled %s anonymously, moat serves %s", k.name, pulled, served)
 				}

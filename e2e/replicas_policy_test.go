@@ -20,6 +20,12 @@ import (
 // bound (a loaded CI machine under -race), and logs the figures.
 const propagationDeadline = 10 * time.Second
 
+// pollPause is the pause between two polls of a replica waiting for a
+// change: it keeps the pollers from hogging the (shared, often two) cores
+// the replicas need to apply the change, at the cost of up to that much
+// added to a logged delay (the figures are logged, never asserted).
+const pollPause = time.Millisecond
+
 // keyRotations is how many key rotations the token step makes.
 const keyRotations = 3
 
@@ -162,6 +168,7 @@ func (rs *replicaSet) measure(t *testing.T, what string, rounds int, change func
 						errs[j] = fmt.Errorf("%s change %d: replica %s does not enforce it %s after A's answer (last error: %v)", what, i, r.name, propagationDeadline, err)
 						return
 					}
+					time.Sleep(pollPause)
 				}
 			})
 		}
@@ -279,6 +286,7 @@ func replicasTokens(t *testing.T, rs *replicaSet, _ *roundRobin) {
 			if time.Since(start) > propagationDeadline {
 				t.Fatalf("C still signs with key %s %s after the rotation through B (new key %s)", tokenKid(t, fresh), propagationDeadline, rotated.Kid)
 			}
+			time.Sleep(pollPause)
 		}
 		t.Logf("rotation %d: C signed with the new key %s %s after B's rotation answered", round+1, rotated.Kid, time.Since(start).Round(10*time.Microsecond))
 		wantBearer(t, A, fresh, http.StatusOK)

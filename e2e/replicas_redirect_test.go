@@ -108,9 +108,14 @@ func replicasRedirect(t *testing.T, rs *replicaSet, _ *roundRobin) {
 			if resp.StatusCode == want {
 				return resp
 			}
+			// Not the answer awaited: free its connection now rather
+			// than at the test's end (closing twice is harmless).
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
 			if time.Now().After(deadline) {
 				t.Fatalf("GET blob on D %s: %s, want %d within %s", what, resp.Status, want, propagationDeadline)
 			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	resp = awaitStatus("under a network rule", http.StatusOK)

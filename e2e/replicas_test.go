@@ -43,8 +43,9 @@ import (
 //   - presigned redirects (replicas_redirect_test.go): a fourth replica
 //     with storage.s3.redirect sends blob GETs to presigned URLs of the
 //     bucket, except for ranges and while network rules restrict access;
-//   - one garbage collector: POST /admin/v1/gc on A, B and C at once
-//     runs one collection and answers 409 to the others.
+//   - one garbage collector: while the test holds the collectors'
+//     PostgreSQL advisory lock, POST /admin/v1/gc on A, B and C at once
+//     answers 409 on each; released, a collection runs.
 //
 // The steps build on each other (the GC collects what the earlier ones
 // left unreferenced) and share the replicas, started once.

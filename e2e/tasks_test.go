@@ -38,9 +38,8 @@ func TestTasksAcrossRegistries(t *testing.T) {
 	// Registry B: network-restricted, trusted services allowed.
 	cb.run(t, "update", "--public-network-access", "Disabled", "--allow-trusted-services", "true")
 	cb.run(t, "service", "create", "a-nightly", "--type", "tasks", "--identity", "system")
-	// moat has no CLI verb for federated credentials: the admin API.
-	b.admin(t, http.MethodPut, "/admin/v1/identities/tasks-a-nightly/federated-credentials/registry-a",
-		map[string]any{"issuer": a.URL, "subject": "tasks:nightly", "audiences": []string{b.Host}}, http.StatusCreated)
+	cb.run(t, "identity", "federated-credential", "add", "tasks-a-nightly", "registry-a",
+		"--issuer", a.URL, "--subject", "tasks:nightly", "--audience", b.Host)
 	cb.run(t, "role", "assign", "--assignee", "tasks-a-nightly", "--role", "AcrPush")
 	// The API's answers to credentials it must refuse: an issuer on plain
 	// http beyond loopback (400), the same (issuer, subject, audience)

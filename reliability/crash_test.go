@@ -225,6 +225,13 @@ func (h *crashHarness) runUntilKilled(proc *moatProc) {
 	fire := func() {
 		once.Do(func() {
 			inFlight, patches := ks.inFlight.Load(), ks.patches.Load()
+			// A moat that panicked or exited by itself must not pass
+			// for one this kill stopped.
+			select {
+			case <-proc.exited:
+				h.t.Errorf("moat exited on its own before the kill: %v\nmoat log:\n%s", proc.waitErr, tail(proc.log(), 40))
+			default:
+			}
 			proc.kill()
 			if inFlight > 0 {
 				h.stats.inFlightKills++
@@ -255,7 +262,7 @@ func (h *crashHarness) runUntilKilled(proc *moatProc) {
 		wg.Go(func() { h.work(ctx, client, m) })
 	}
 	wg.Wait()
-	fire()
+	fire() // also checks that moat did not exit by itself
 }
 
 // work runs one worker's operations until ctx ends.

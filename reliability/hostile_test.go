@@ -75,21 +75,10 @@ func newHostileEnv(t *testing.T, edit func(*config.Config)) *hostileEnv {
 func (e *hostileEnv) run(cases []hostileCase) {
 	for _, c := range cases {
 		e.t.Run(c.name, func(t *testing.T) {
-			start := time.Now()
+			// A hang fails rawRequest with its deadline.
 			a, err := rawRequest(e.addr, c.method, c.target, c.header, c.body)
 			if err != nil {
 				t.Fatalf("%s %q: %v", c.method, c.target, err)
-			}
-			limit := slowAnswer
-			for _, h := range c.header {
-				if strings.HasPrefix(h, "Authorization:") {
-					// An unknown user costs a bcrypt, which takes seconds
-					// under the race detector.
-					limit = 3 * slowAnswer
-				}
-			}
-			if d := time.Since(start); d > limit {
-				t.Errorf("%s %q took %s", c.method, c.target, d)
 			}
 			if c.method == http.MethodHead {
 				// No body to carry the error shape.

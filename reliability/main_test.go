@@ -41,6 +41,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The mode checks must see the modes moat asks for, not what the
+	// caller's umask leaves of them: under umask 077 a file created 0644
+	// would pass as 0600.
+	clearUmask()
 	code := m.Run()
 	for _, dir := range []string{build.dir, template.dir} {
 		if dir != "" {
@@ -81,9 +85,11 @@ func moatBinary(t testing.TB) string {
 	return build.path
 }
 
-// slowAnswer bounds the time a hostile request may take: beyond it the
-// server is stuck, not merely busy (CI machines are shared and the tests
-// run under the race detector).
+// slowAnswer scales the deadline of a hostile raw request (rawRequest
+// allows five times it): a request still unanswered then fails with the
+// deadline error, as the server is stuck, not merely busy (CI machines are
+// shared and the tests run under the race detector). No test compares an
+// elapsed time with it.
 const slowAnswer = 20 * time.Second
 
 // required reports whether a missing prerequisite must fail the test

@@ -16,3 +16,6 @@ func mountTmpfs(dir, size string) (unmount func() error, err error) {
 	}
 	return func() error { return syscall.Unmount(dir, syscall.MNT_DETACH) }, nil
 }
+
+// clearUmask sets the process umask to 0; moat processes inherit it.
+func clearUmask() { syscall.Umask(0) }

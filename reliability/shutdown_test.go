@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,13 +49,20 @@ func TestGracefulShutdown(t *testing.T) {
 	// The second chunk arrives piece by piece; SIGTERM goes out once a
 	// quarter of it is in the server's hands.
 	pr, pw := io.Pipe()
+	// signalled closes when the writer is done with the signal: sent, or
+	// never (the PATCH ended first and the writer gave up), so waiting on
+	// it never outlasts the writer.
 	signalled := make(chan struct{})
+	var closeSignalled sync.Once
+	sent := false // written before signalled closes
 	go func() {
+		defer closeSignalled.Do(func() { close(signalled) })
 		chunk := content[first : first+second]
 		for off := 0; off < len(chunk); off += piece {
 			if off == second/4 {
 				_ = p.cmd.Process.Signal(syscall.SIGTERM)
-				close(signalled)
+				sent = true
+				closeSignalled.Do(func() { close(signalled) })
 			}
 			if _, err := pw.Write(chunk[off : off+piece]); err != nil {
 				return
@@ -63,7 +72,11 @@ func TestGracefulShutdown(t *testing.T) {
 		pw.Close()
 	}()
 	a, err = c.patchChunk(ctx, loc, first, pr, second)
+	pr.CloseWithError(errors.New("the PATCH ended")) // a writer still at it stops
 	<-signalled
+	if !sent {
+		t.Fatalf("the PATCH ended before SIGTERM was sent: %v %v\nmoat log:\n%s", a, err, tail(p.log(), 30))
+	}
 	if err != nil {
 		t.Fatalf("the PATCH in flight at SIGTERM failed: %v\nmoat log:\n%s", err, tail(p.log(), 30))
 	}

@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -57,12 +59,47 @@ func TestTLSSelfSigned(t *testing.T) {
 				conn.Close()
 				t.Fatalf("a %s handshake succeeded; moat must refuse TLS older than 1.2", tls.VersionName(v))
 			}
+			// Any dial error is not enough (a dead server gives one too):
+			// moat must answer with the protocol_version alert.
+			if a, ok := remoteAlert(err); !ok || a != alertProtocolVersion {
+				t.Errorf("a %s handshake failed with %v; want the server's protocol_version alert (%d)", tls.VersionName(v), err, alertProtocolVersion)
+			}
+			// The same server still completes a TLS 1.2 handshake.
+			conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", p.Addr,
+				&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
+			if err != nil {
+				t.Fatalf("a TLS 1.2 handshake after the refused %s one: %v", tls.VersionName(v), err)
+			}
+			conn.Close()
 		})
 	}
 }
 
+// alertProtocolVersion is the TLS protocol_version alert (RFC 8446 6.2).
+const alertProtocolVersion = 70
+
+// remoteAlert is the alert the peer sent, if err is one. crypto/tls (Go
+// 1.26) reports a received alert as a *net.OpError "remote error" wrapping
+// its unexported alert type, a uint8, which tls.AlertError does not
+// match: the code is read from that value.
+func remoteAlert(err error) (uint8, bool) {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
+		return 0, false
+	}
+	if a, ok := oe.Err.(tls.AlertError); ok {
+		return uint8(a), true
+	}
+	v := reflect.ValueOf(oe.Err)
+	if v.Kind() != reflect.Uint8 {
+		return 0, false
+	}
+	return uint8(v.Uint()), true
+}
+
 // TestTLSCertReload: a config with tls.cert and tls.key serves those
-// files, and a certificate written over them is served without a
+// files; a certificate file that does not load leaves the previous one
+// served; and a certificate written over them is served without a
 // restart.
 func TestTLSCertReload(t *testing.T) {
 	dir := t.TempDir()
@@ -76,6 +113,19 @@ func TestTLSCertReload(t *testing.T) {
 	p := startMoat(t, t.TempDir(), procOptions{Args: []string{"--config", cfg}})
 	if got := servedCert(t, p.Addr).SerialNumber.Int64(); got != 1001 {
 		t.Fatalf("served serial %d, want 1001 from %s", got, certFile)
+	}
+	// A broken certificate file: the previous certificate stays served
+	// past the reload check (every 2s).
+	if err := os.WriteFile(certFile+".new", []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(certFile+".new", certFile); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if got := servedCert(t, p.Addr).SerialNumber.Int64(); got != 1001 {
+			t.Fatalf("with a broken certificate file: served serial %d, want 1001", got)
+		}
 	}
 	writeCert(t, certFile, keyFile, 1002)
 	deadline := time.Now().Add(20 * time.Second)

@@ -43,7 +43,11 @@ func startMoat(t *testing.T, dev bool) string {
 		t.Fatal(err)
 	}
 	if !dev {
-		for !srv.Ready() { // the admin identity is bootstrapped
+		// The admin identity is bootstrapped.
+		for deadline := time.Now().Add(30 * time.Second); !srv.Ready(); {
+			if time.Now().After(deadline) {
+				t.Fatal("the admin identity was not bootstrapped within 30s")
+			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}

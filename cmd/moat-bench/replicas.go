@@ -312,10 +312,17 @@ func (so *scaleOut) propagation(ctx context.Context, rounds int) (Result, error)
 		}
 		answered := time.Now()
 		for _, p := range so.replicas[1:] {
+			// The poll is tight on purpose: each round trip blocks on the
+			// network (status drains and closes every body), and a pause
+			// between them would add up to its length to the delay this
+			// reports.
 			for {
 				st, err := status(p.URL)
 				if err == nil && st == want {
 					break
+				}
+				if ctx.Err() != nil {
+					return res, ctx.Err()
 				}
 				if time.Since(answered) > 10*time.Second {
 					return res, fmt.Errorf("%s does not enforce publicNetworkAccess %s 10s after the change (%d, %v)", p.Name, access, st, err)

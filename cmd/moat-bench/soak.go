@@ -166,6 +166,8 @@ func (s *soakRun) worker(ctx context.Context, w int, pool [][]byte) (live, gone 
 			im := soakImage{repo: repo, tag: fmt.Sprintf("w%02d-%d", w, n), shared: shared}
 			im.img = buildSoakImage(im.tag, shared, unique, w*1_000_000+n)
 			if err := s.push(ctx, im, unique); err != nil {
+				// A push cut by the end of the soak may have landed or
+				// not; it is not in live, so nothing checks it.
 				if ctx.Err() == nil {
 					s.fail(fmt.Errorf("push %s:%s: %w", im.repo, im.tag, err))
 				}
@@ -174,6 +176,8 @@ func (s *soakRun) worker(ctx context.Context, w int, pool [][]byte) (live, gone 
 			atomic.AddInt64(&s.rep.Pushes, 1)
 			live = append(live, im)
 		case op < 8:
+			// A pull cut by the end of the soak changes nothing on the
+			// server: the image stays live and is verified afterwards.
 			im := live[rng.IntN(len(live))]
 			if err := s.pull(ctx, im); err != nil {
 				if ctx.Err() == nil {
@@ -188,7 +192,12 @@ func (s *soakRun) worker(ctx context.Context, w int, pool [][]byte) (live, gone 
 			if err := s.delete(ctx, im); err != nil {
 				if ctx.Err() == nil {
 					s.fail(fmt.Errorf("delete %s@%s: %w", im.repo, im.img.Digest, err))
+					continue
 				}
+				// The soak ended with the DELETE in flight: the server
+				// may or may not have deleted the image. Its state is
+				// unknown, so it is verified neither as live nor as gone.
+				live = append(live[:i], live[i+1:]...)
 				continue
 			}
 			atomic.AddInt64(&s.rep.Deletes, 1)
