@@ -49,6 +49,9 @@ func NewDiskBlobs(dataDir string, marker Marker) (*DiskBlobs, error) {
 			return nil, err
 		}
 	}
+	if err := s.makeFanOut(dataDir); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(s.tmp)
 	if err != nil {
 		return nil, err
@@ -57,6 +60,32 @@ func NewDiskBlobs(dataDir string, marker Marker) (*DiskBlobs, error) {
 		_ = os.Remove(filepath.Join(s.tmp, e.Name()))
 	}
 	return s, nil
+}
+
+// makeFanOut creates every directory a blob can go in,
+// blobs/<alg>/<xx>, and fsyncs each parent (whether this open or an
+// earlier one, cut off by a crash, created the entries), so that a commit
+// finds its directory in place and durable and fsyncs only the directory
+// it renames into.
+func (s *DiskBlobs) makeFanOut(dataDir string) error {
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA384, digest.SHA512} {
+		dir := filepath.Join(s.root, string(alg))
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		for i := range 256 {
+			if err := os.Mkdir(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+		}
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(s.root); err != nil {
+		return err
+	}
+	return syncDir(dataDir)
 }
 
 // path is where a blob lives: blobs/<algorithm>/<first two hex>/<hex>.
@@ -171,11 +200,15 @@ func (s *DiskBlobs) commit(ctx context.Context, f *os.File, d digest.Digest, siz
 	}
 	dir := filepath.Dir(final)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		// Removed since the open (makeFanOut): made again, with its
+		// parents, each synced.
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return err
+		for _, d := range []string{filepath.Dir(dir), s.root} {
+			if err := syncDir(d); err != nil {
+				return err
+			}
 		}
 	}
 	if err := os.Rename(f.Name(), final); err != nil {

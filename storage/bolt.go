@@ -111,6 +111,8 @@ type DB struct {
 	heads  headCache
 	// AuditLimit bounds the audit log; the oldest entries go first.
 	auditLimit uint64
+	// gcDeleteTimeout bounds one blob delete of garbage collection.
+	gcDeleteTimeout time.Duration
 }
 
 var (
@@ -158,7 +160,7 @@ func OpenDB(path string, opts DBOptions) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &DB{db: db, writes: committer{db: db}, auditLimit: opts.AuditLimit}, nil
+	return &DB{db: db, writes: committer{db: db}, auditLimit: opts.AuditLimit, gcDeleteTimeout: gcDeleteTimeout}, nil
 }
 
 func migrate(tx *bolt.Tx) error {

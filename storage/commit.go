@@ -10,8 +10,10 @@ import (
 // committer groups concurrent write transactions into one bbolt commit —
 // one pair of fsyncs for many writers — without delaying a lone writer.
 // The first writer to arrive commits at once and becomes the leader;
-// writers that arrive while it commits queue up, and the leader commits
-// all of them together next, until the queue is empty.
+// writers that arrive while it commits queue up. When its commit is done
+// the leader hands the role to the first writer queued, which commits the
+// whole queue as one group and hands on in turn, so that a writer waits
+// for the commit in progress and its own group, however steady the load.
 //
 // If any function in a group fails, the group is rolled back and each
 // function runs again in a transaction of its own, so a failure never
@@ -26,32 +28,38 @@ type committer struct {
 }
 
 type writeOp struct {
-	fn   func(*bolt.Tx) error
-	err  error
-	done chan struct{}
+	fn  func(*bolt.Tx) error
+	err error
+	// wake receives false when the op is committed, or true first when
+	// its writer is to lead the next group.
+	wake chan bool
 }
 
 // update runs fn in a write transaction, possibly shared with others.
 func (c *committer) update(fn func(*bolt.Tx) error) error {
-	op := &writeOp{fn: safely(fn), done: make(chan struct{})}
+	op := &writeOp{fn: safely(fn), wake: make(chan bool, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, op)
 	if c.busy {
 		c.mu.Unlock()
-		<-op.done
-		return op.result()
-	}
-	c.busy = true
-	for len(c.queue) > 0 {
-		group := c.queue
-		c.queue = nil
-		c.mu.Unlock()
-		c.commit(group)
+		if lead := <-op.wake; !lead {
+			return op.result()
+		}
 		c.mu.Lock()
 	}
-	c.busy = false
+	// The leader: the queue holds op and whoever came since.
+	c.busy = true
+	group := c.queue
+	c.queue = nil
 	c.mu.Unlock()
-	<-op.done
+	c.commit(group)
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.queue[0].wake <- true // busy stays set for the next leader
+	} else {
+		c.busy = false
+	}
+	c.mu.Unlock()
 	return op.result()
 }
 
@@ -84,7 +92,7 @@ func (op *writeOp) result() error {
 func (c *committer) commit(group []*writeOp) {
 	defer func() {
 		for _, op := range group {
-			close(op.done)
+			op.wake <- false
 		}
 	}()
 	if len(group) == 1 {

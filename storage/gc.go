@@ -10,6 +10,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// gcBatch is how many blobs garbage collection decides on and deletes in
+// one write transaction, while every other writer waits.
+const gcBatch = 32
+
+// gcDeleteTimeout bounds the delete of one blob's bytes (an object
+// store's DELETE), so that a hung call cannot hold the write lock.
+const gcDeleteTimeout = 30 * time.Second
+
 // GCOptions shape a garbage collection.
 type GCOptions struct {
 	// GracePeriod protects what was uploaded, mounted or linked this
@@ -41,8 +49,8 @@ type GCReport struct {
 // links to blobs no manifest references and that were not linked within
 // the grace period; (3) delete the bytes of blobs no repository links
 // and that were not marked within the grace period — each decided and
-// removed inside a write transaction, so no upload can mark the blob in
-// between.
+// removed inside a write transaction of the collector's own, so no upload
+// can mark the blob in between.
 func (s *DB) CollectGarbage(ctx context.Context, blobs Blobs, opts GCOptions) (GCReport, error) {
 	rep := GCReport{Started: time.Now().UTC(), DryRun: opts.DryRun}
 	cutoff := time.Now().Add(-opts.GracePeriod)
@@ -267,16 +275,22 @@ func (s *DB) deleteUnlinkedBlobs(ctx context.Context, blobs Blobs, cutoff time.T
 	// Decide and delete in write transactions: an upload marks a blob in a
 	// transaction before it commits or reuses the bytes, so it either runs
 	// before (the mark is seen, the blob kept) or after (the bytes are gone
-	// and the upload writes its own).
+	// and the upload writes its own). Each batch is a transaction of its
+	// own, not one shared by the group committer: writers wait for it,
+	// so it is small and each delete has a deadline, and a failure of
+	// another writer never runs it again.
 	for len(cands) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		batch := cands[:min(len(cands), 256)]
+		batch := cands[:min(len(cands), gcBatch)]
 		cands = cands[len(batch):]
-		err := s.writes.update(func(tx *bolt.Tx) error {
+		var deleted int
+		var reclaimed int64
+		var deleteErr error
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			deleted, reclaimed = 0, 0
 			records := tx.Bucket([]byte(bucketBlobs))
-			deleted, reclaimed := 0, int64(0)
 			for _, c := range batch {
 				if rec := records.Get([]byte(c.d)); rec != nil {
 					if _, marked := decodeLinkRecord(rec); !marked.Before(cutoff) {
@@ -285,24 +299,33 @@ func (s *DB) deleteUnlinkedBlobs(ctx context.Context, blobs Blobs, cutoff time.T
 				} else if !c.modTime.Before(cutoff) {
 					continue
 				}
+				if !dry {
+					// The record goes even if the delete fails: bytes
+					// without a record are whole (a delete removes them or
+					// not) and collected later, while a record without
+					// bytes would let a mount link to nothing.
+					if err := records.Delete([]byte(c.d)); err != nil {
+						return err
+					}
+					dctx, cancel := context.WithTimeout(ctx, s.gcDeleteTimeout)
+					deleteErr = blobs.Delete(dctx, c.d)
+					cancel()
+					if deleteErr != nil {
+						return nil // commit what was done
+					}
+				}
 				deleted++
 				reclaimed += c.size
-				if dry {
-					continue
-				}
-				if err := blobs.Delete(ctx, c.d); err != nil {
-					return err
-				}
-				if err := records.Delete([]byte(c.d)); err != nil {
-					return err
-				}
 			}
-			rep.BlobsDeleted += deleted
-			rep.BytesReclaimed += reclaimed
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		rep.BlobsDeleted += deleted
+		rep.BytesReclaimed += reclaimed
+		if deleteErr != nil {
+			return deleteErr
 		}
 	}
 	return nil

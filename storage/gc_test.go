@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -277,4 +278,107 @@ func TestCollectGarbageDuringPushes(t *testing.T) {
 		t.Error("nothing was reclaimed")
 	}
 	t.Logf("%d collections during the pushes; %d bytes reclaimed; %d manifests verified; %d pushes retried", gcRuns, reclaim, len(live), retries.Load())
+}
+
+// faultyDeletes fails or hangs the deletes of a blob store: the call
+// numbered failAt fails with errDiskFull, and with hang every call waits
+// for its context to end.
+type faultyDeletes struct {
+	Blobs
+	calls  int
+	failAt int
+	hang   bool
+}
+
+func (b *faultyDeletes) Delete(ctx context.Context, d digest.Digest) error {
+	b.calls++
+	if b.hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if b.calls == b.failAt {
+		return errDiskFull
+	}
+	return b.Blobs.Delete(ctx, d)
+}
+
+// TestCollectGarbageDeleteFails: a delete fails in the middle of a batch.
+// What was deleted before it counts and has lost its record (so no mount
+// links to missing bytes); the failed blob's bytes go in a later run.
+func TestCollectGarbageDeleteFails(t *testing.T) {
+	ctx := context.Background()
+	f := newGCFixture(t)
+	contents := []string{"unlinked one", "unlinked two", "unlinked three"}
+	var ds []digest.Digest
+	for _, c := range contents {
+		d := digest.FromString(c)
+		if _, err := f.blobs.Put(ctx, d, bytes.NewReader([]byte(c)), int64(len(c))); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	// Walk goes in digest order; the second delete fails.
+	order := append([]digest.Digest(nil), ds...)
+	slices.Sort(order)
+	size := map[digest.Digest]int64{}
+	for i, d := range ds {
+		size[d] = int64(len(contents[i]))
+	}
+	blobs := &faultyDeletes{Blobs: f.blobs, failAt: 2}
+	past := GCOptions{GracePeriod: -time.Minute} // every mark is old
+	rep, err := f.db.CollectGarbage(ctx, blobs, past)
+	if !errors.Is(err, errDiskFull) {
+		t.Fatalf("CollectGarbage() = %v, want the delete's error", err)
+	}
+	if rep.BlobsDeleted != 1 || rep.BytesReclaimed != size[order[0]] {
+		t.Errorf("report %+v, want the one blob deleted before the failure", rep)
+	}
+	for i, d := range order {
+		mount := f.db.LinkBlob(ctx, "other", d, size[d])
+		switch i {
+		case 0, 1: // deleted; failed to delete
+			if !errors.Is(mount, ErrBlobUnknown) {
+				t.Errorf("blob %d: mount = %v, want ErrBlobUnknown", i, mount)
+			}
+		case 2: // not reached
+			if mount != nil || !f.stored(d) {
+				t.Errorf("blob %d: mount = %v, stored %v; want it untouched", i, mount, f.stored(d))
+			}
+			if err := f.db.UnlinkBlob(ctx, "other", d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if f.stored(order[0]) || !f.stored(order[1]) {
+		t.Fatalf("stored: %v, %v; want the first gone, the failed one kept", f.stored(order[0]), f.stored(order[1]))
+	}
+	rep, err = f.db.CollectGarbage(ctx, f.blobs, past)
+	if err != nil || rep.BlobsDeleted != 2 {
+		t.Fatalf("second CollectGarbage() = %+v, %v; want the other two deleted", rep, err)
+	}
+}
+
+// TestCollectGarbageDeleteDeadline: a delete that never answers (a hung
+// object store) ends at its deadline, not the collection's, so it cannot
+// hold every writer back.
+func TestCollectGarbageDeleteDeadline(t *testing.T) {
+	f := newGCFixture(t)
+	f.push(t, "app", "unlinked")
+	if err := f.db.UnlinkBlob(context.Background(), "app", digest.FromString("unlinked")); err != nil {
+		t.Fatal(err)
+	}
+	f.db.gcDeleteTimeout = time.Millisecond
+	// A guard against hanging: the deadline ends the delete long before.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := f.db.CollectGarbage(ctx, &faultyDeletes{Blobs: f.blobs, hang: true}, GCOptions{GracePeriod: -time.Minute})
+	if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		t.Fatalf("CollectGarbage() = %v (collection's context: %v), want the delete's deadline", err, ctx.Err())
+	}
+	if rep.BlobsDeleted != 0 {
+		t.Errorf("report %+v, want nothing deleted", rep)
+	}
+	if err := f.db.LinkBlob(context.Background(), "app", digest.FromString("other"), 1); !errors.Is(err, ErrBlobUnknown) {
+		t.Errorf("a write after the collection = %v", err)
+	}
 }

@@ -109,8 +109,11 @@ type Manifest struct {
 	// must be present in the repository (config and layers; index children).
 	Blobs     []digest.Digest
 	Manifests []digest.Digest
-	Created   time.Time
-	Size      int64
+	// Created is when the manifest was pushed. A store with a clock of
+	// its own (PostgreSQL: the database's) sets it and ignores the time
+	// passed to PutManifest.
+	Created time.Time
+	Size    int64
 	// Raw is the manifest exactly as it was pushed. A lookup without body
 	// leaves it nil.
 	Raw []byte

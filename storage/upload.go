@@ -1,18 +1,17 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding"
 	"errors"
 	"fmt"
 	"hash"
-	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -21,13 +20,20 @@ import (
 // DiskUploads keeps resumable upload sessions: their bytes in
 // <data>/uploads/<id>, their state (size, running sha256 state) in
 // UploadStates, so that a session survives a restart.
+//
+// Neither the bytes nor the state are fsynced, so after a crash of the
+// machine a file may come back with other bytes (zeros) than the saved
+// hash state covers. The state therefore names the instance that saved it
+// (in Extra): only the instance that wrote the bytes, which no crash of
+// the machine survives, trusts the hash state; any other reads the bytes
+// back and hashes them again.
 type DiskUploads struct {
-	dir    string
-	blobs  *DiskBlobs
-	states UploadStates
-	now    func() time.Time
-	locks  [64]sync.Mutex
-	seed   maphash.Seed
+	dir      string
+	blobs    *DiskBlobs
+	states   UploadStates
+	now      func() time.Time
+	locks    SessionLocks
+	instance []byte // random, new with every NewDiskUploads
 }
 
 var _ Uploads = (*DiskUploads)(nil)
@@ -35,7 +41,7 @@ var _ Uploads = (*DiskUploads)(nil)
 // NewDiskUploads opens the upload store under dataDir; finished sessions
 // move their bytes into blobs.
 func NewDiskUploads(dataDir string, blobs *DiskBlobs, states UploadStates) (*DiskUploads, error) {
-	u := &DiskUploads{dir: filepath.Join(dataDir, "uploads"), blobs: blobs, states: states, now: time.Now, seed: maphash.MakeSeed()}
+	u := &DiskUploads{dir: filepath.Join(dataDir, "uploads"), blobs: blobs, states: states, now: time.Now, instance: []byte(randomName())}
 	if err := os.MkdirAll(u.dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -43,11 +49,7 @@ func NewDiskUploads(dataDir string, blobs *DiskBlobs, states UploadStates) (*Dis
 }
 
 // lock serialises the requests of one session.
-func (u *DiskUploads) lock(id string) func() {
-	m := &u.locks[maphash.String(u.seed, id)%uint64(len(u.locks))]
-	m.Lock()
-	return m.Unlock
-}
+func (u *DiskUploads) lock(id string) func() { return u.locks.Lock(id) }
 
 // validID accepts the ids Start makes: 32 lower-case hex characters. It
 // keeps a client-chosen id from naming any other file.
@@ -109,7 +111,7 @@ func (u *DiskUploads) Append(ctx context.Context, repository, id string, offset 
 	if offset >= 0 && offset != st.Size {
 		return st.Upload, ErrOffsetMismatch
 	}
-	f, err := os.OpenFile(u.path(id), os.O_WRONLY|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(u.path(id), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return st.Upload, err
 	}
@@ -128,27 +130,18 @@ func (u *DiskUploads) Append(ctx context.Context, repository, id string, offset 
 			return st.Upload, err
 		}
 	}
-	if _, err := f.Seek(st.Size, io.SeekStart); err != nil {
-		return st.Upload, err
-	}
 	h, err := u.resumeHash(st, f)
 	if err != nil {
 		return st.Upload, err
 	}
-	var n int64
-	var copyErr error
-	hashed := false
-	if h != nil {
-		n, hashed, copyErr = copyHashed(f, h, r)
-	} else {
-		bp := copyBuffers.Get().(*[]byte)
-		n, copyErr = io.CopyBuffer(f, r, *bp)
-		copyBuffers.Put(bp)
+	if _, err := f.Seek(st.Size, io.SeekStart); err != nil {
+		return st.Upload, err
 	}
+	n, hashed, copyErr := copyHashed(f, h, r)
 	if n > 0 {
 		st.Size += n
 		st.Updated = u.now().UTC()
-		st.HashState = nil
+		st.HashState, st.Extra = nil, u.instance
 		if hashed {
 			if m, ok := h.(encoding.BinaryMarshaler); ok {
 				st.HashState, _ = m.MarshalBinary()
@@ -161,18 +154,30 @@ func (u *DiskUploads) Append(ctx context.Context, repository, id string, offset 
 	return st.Upload, copyErr
 }
 
-// resumeHash restores the running sha256 of a session, or returns nil when
-// there is none to restore (Finish then hashes the file).
-func (u *DiskUploads) resumeHash(st UploadState, _ *os.File) (hash.Hash, error) {
+// resumeHash returns the sha256 of the session's st.Size bytes: the saved
+// hash state when this instance saved it, otherwise a hash of the bytes
+// read back from f (see DiskUploads). It leaves f's offset anywhere.
+func (u *DiskUploads) resumeHash(st UploadState, f *os.File) (hash.Hash, error) {
 	h := sha256.New()
 	if st.Size == 0 {
 		return h, nil
 	}
-	if st.Algorithm != "sha256" || len(st.HashState) == 0 {
-		return nil, nil
+	if st.Algorithm == "sha256" && len(st.HashState) > 0 && bytes.Equal(st.Extra, u.instance) &&
+		h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.HashState) == nil {
+		return h, nil
 	}
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.HashState); err != nil {
-		return nil, nil
+	h.Reset()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	bp := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(h, io.LimitReader(f, st.Size), *bp)
+	copyBuffers.Put(bp)
+	if err != nil {
+		return nil, err
+	}
+	if n != st.Size {
+		return nil, fmt.Errorf("upload %s: %d bytes on disk, %d recorded: %w", st.ID, n, st.Size, ErrUploadUnknown)
 	}
 	return h, nil
 }
@@ -224,13 +229,15 @@ func (u *DiskUploads) Finish(ctx context.Context, repository, id string, d diges
 	return st.Size, nil
 }
 
-// sum is the digest of the session's bytes: from the saved hash state when
-// it is a sha256 one, otherwise by reading the file.
+// sum is the digest of the session's bytes: for sha256 from the running
+// hash (resumeHash), otherwise by reading the file.
 func (u *DiskUploads) sum(st UploadState, f *os.File, alg digest.Algorithm) (digest.Digest, error) {
 	if alg == digest.SHA256 {
-		if h, _ := u.resumeHash(st, f); h != nil {
-			return digest.NewDigest(alg, h), nil
+		h, err := u.resumeHash(st, f)
+		if err != nil {
+			return "", err
 		}
+		return digest.NewDigest(alg, h), nil
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err

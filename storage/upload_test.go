@@ -307,6 +307,58 @@ func TestUploadsSurviveRestart(t *testing.T) {
 	}
 }
 
+// TestUploadsRehashAfterRestart: the bytes and the state of a session are
+// not fsynced, so after a crash of the machine the file may hold zeros
+// where the saved hash state says otherwise. Another instance (a restart)
+// must hash the bytes again, on Finish and on Append, and refuse them.
+func TestUploadsRehashAfterRestart(t *testing.T) {
+	const content = "bytes that the page cache held"
+	cases := []struct {
+		name    string
+		zero    bool   // the file comes back full length, zeroed
+		more    string // appended after the restart
+		wantErr error
+	}{
+		{"intact", false, "", nil},
+		{"intact, resumed", false, " and more", nil},
+		{"zeroed", true, "", ErrDigestMismatch},
+		{"zeroed, resumed", true, " and more", ErrDigestMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newUploadsFixture(t)
+			up := f.start(t, "app")
+			f.append(t, up, 0, content)
+			if tc.zero {
+				if err := os.WriteFile(filepath.Join(f.dir, "uploads", up.ID), make([]byte, len(content)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			restarted, err := NewDiskUploads(f.dir, f.blobs, f.db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.more != "" {
+				if _, err := restarted.Append(ctx, "app", up.ID, int64(len(content)), strings.NewReader(tc.more)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := digest.FromString(content + tc.more)
+			if _, err := restarted.Finish(ctx, "app", up.ID, d); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Finish() = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr == nil {
+				if got := string(f.blob(t, d)); got != content+tc.more {
+					t.Fatalf("blob holds %q", got)
+				}
+			} else if _, err := f.blobs.Stat(ctx, d); !errors.Is(err, ErrBlobUnknown) {
+				t.Fatalf("zeroed bytes committed under %s: %v", d, err)
+			}
+		})
+	}
+}
+
 func TestUploadsCancel(t *testing.T) {
 	ctx := context.Background()
 	f := newUploadsFixture(t)
@@ -429,4 +481,41 @@ func TestUploadsConcurrentAppend(t *testing.T) {
 	if _, err := f.uploads.Finish(ctx, "app", up.ID, digest.FromBytes(data)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkUploadAppend appends 64 KiB chunks to sessions of their own
+// from several goroutines at once, as concurrent pushes do.
+func BenchmarkUploadAppend(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := OpenDB(filepath.Join(dir, "meta.db"), DBOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	blobs, err := NewDiskBlobs(dir, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	uploads, err := NewDiskUploads(dir, blobs, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte("moat"), 16<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.SetParallelism(4)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		up, err := uploads.Start(ctx, "app")
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			if _, err := uploads.Append(ctx, "app", up.ID, -1, bytes.NewReader(chunk)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

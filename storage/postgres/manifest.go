@@ -20,7 +20,9 @@ import (
 // requireChildren, its child manifests) are read FOR KEY SHARE: garbage
 // collection cannot drop them until the manifest is committed, and then
 // sees that it references them. A transaction PostgreSQL chose to end
-// (a deadlock) is tried again.
+// (a deadlock) is tried again. The manifest's created time is the
+// database's now(), not m.Created: garbage collection compares it with
+// the database's clock, whatever the replicas' clocks say.
 func (db *DB) PutManifest(ctx context.Context, repository string, m *storage.Manifest, tags []string, requireChildren bool) error {
 	tags = uniqueTags(tags)
 	return retry(func() error { return db.putManifest(ctx, repository, m, tags, requireChildren) })
@@ -54,13 +56,13 @@ func (db *DB) putManifest(ctx context.Context, repository string, m *storage.Man
 	}
 	b.Queue(`
 		INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, created, size, blobs, children, annotations, raw)
-		VALUES ((SELECT id FROM repositories WHERE name = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		VALUES ((SELECT id FROM repositories WHERE name = $1), $2, $3, $4, $5, now(), $6, $7, $8, $9, $10)
 		ON CONFLICT (repository, digest) DO UPDATE SET
 			media_type = excluded.media_type, artifact_type = excluded.artifact_type,
 			subject = excluded.subject, created = excluded.created, size = excluded.size,
 			blobs = excluded.blobs, children = excluded.children,
 			annotations = excluded.annotations, raw = excluded.raw`,
-		repository, string(m.Digest), m.MediaType, m.ArtifactType, subject, m.Created, int64(len(m.Raw)),
+		repository, string(m.Digest), m.MediaType, m.ArtifactType, subject, int64(len(m.Raw)),
 		digestStrings(m.Blobs), digestStrings(m.Manifests), annotations, nonNil(m.Raw))
 	if len(tags) > 0 {
 		// A tag set again to the manifest it names keeps its time.

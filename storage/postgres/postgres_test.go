@@ -33,6 +33,7 @@ var suite = storagetest.MetaSuite{
 	Open: func(t testing.TB, opts storagetest.MetaOptions) storagetest.MetaStore {
 		return open(t, postgres.Options{AuditLimit: opts.AuditLimit})
 	},
+	StoreSetsCreated: true, // the database's now()
 }
 
 func TestMetaConformance(t *testing.T) { suite.Run(t) }

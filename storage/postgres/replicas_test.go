@@ -110,6 +110,7 @@ func TestMetaConformanceAcrossReplicas(t *testing.T) {
 			o := postgres.Options{AuditLimit: opts.AuditLimit}
 			return &replicas{dbs: [2]*postgres.DB{openDSN(t, dsn, o), openDSN(t, dsn, o)}}
 		},
+		StoreSetsCreated: true,
 	}.Run(t)
 }
 

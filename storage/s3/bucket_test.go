@@ -273,6 +273,62 @@ func TestExpireSweepsOrphans(t *testing.T) {
 	}
 }
 
+// listHook runs after when a listing of upload states ends: what happens
+// between Expire's listing and its look at each session under the lock.
+type listHook struct {
+	storage.UploadStates
+	after func()
+}
+
+func (l *listHook) ListUploads(ctx context.Context, fn func(storage.UploadState) error) error {
+	err := l.UploadStates.ListUploads(ctx, fn)
+	l.after()
+	return err
+}
+
+// TestExpireKeepsSessionResumedMeanwhile: a session idle when Expire lists
+// the states gets a chunk before Expire looks at it again under the
+// session's lock. It survives, and so must its multipart upload and
+// segments, which are older than the cutoff.
+func TestExpireKeepsSessionResumedMeanwhile(t *testing.T) {
+	b := newBackend(t, nil)
+	ctx := context.Background()
+	data := randomBytes(6<<20, 5) // a part and a staged segment
+	var st *s3.Store
+	var id string
+	hook := &listHook{UploadStates: b.db, after: func() {
+		if _, err := st.Append(ctx, repo, id, -1, bytes.NewReader(data[:10])); err != nil {
+			t.Error(err)
+		}
+	}}
+	st, err := s3.New(ctx, b.opts, hook, b.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := st.Start(ctx, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = up.ID
+	if _, err := st.Append(ctx, repo, id, 0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	state, err := b.db.GetUpload(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Idle when listed; the chunk the hook sends comes after the cutoff.
+	cutoff := state.Updated.Add(time.Nanosecond)
+	if n, err := st.Expire(ctx, cutoff); err != nil || n != 0 {
+		t.Fatalf("Expire() = %d, %v; want the session kept", n, err)
+	}
+	want := append(slices.Clip(data), data[:10]...)
+	if _, err := st.Finish(ctx, repo, id, digest.FromBytes(want)); err != nil {
+		t.Fatalf("Finish() after Expire: %v", err)
+	}
+	onlyBlobs(t, b, digest.FromBytes(want))
+}
+
 // countingTransport records the requests a store sends.
 type countingTransport struct {
 	mu   sync.Mutex

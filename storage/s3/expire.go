@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -31,14 +32,17 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	var stale []string
 	live := map[string]bool{}    // session ids
 	liveMPU := map[string]bool{} // multipart upload ids of live sessions
-	err := s.states.ListUploads(ctx, func(st storage.UploadState) error {
-		if st.Updated.Before(cutoff) {
-			stale = append(stale, st.ID)
-			return nil
-		}
+	alive := func(st storage.UploadState) {
 		live[st.ID] = true
 		if _, ses, err := decodeState(st); err == nil && ses.MPU.ID != "" {
 			liveMPU[ses.MPU.ID] = true
+		}
+	}
+	err := s.states.ListUploads(ctx, func(st storage.UploadState) error {
+		if st.Updated.Before(cutoff) {
+			stale = append(stale, st.ID)
+		} else {
+			alive(st)
 		}
 		return nil
 	})
@@ -49,7 +53,8 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	for _, id := range stale {
 		unlock := s.lock(id)
 		st, err := s.states.GetUpload(ctx, id)
-		if err == nil && st.Updated.Before(cutoff) {
+		switch {
+		case err == nil && st.Updated.Before(cutoff):
 			if err := s.states.DeleteUpload(ctx, id); err != nil {
 				unlock()
 				return n, err
@@ -58,10 +63,21 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 				s.drop(ctx, ses, false)
 			}
 			n++
+		case err == nil:
+			alive(st) // a chunk came since the listing
+		case !errors.Is(err, storage.ErrNotFound):
+			live[id] = true // unknown: the sweep asks again
 		}
 		unlock()
 	}
 	return n, s.sweep(ctx, cutoff, live, liveMPU)
+}
+
+// sessionGone reports whether session id has ended: its state is gone.
+// Ids are random and never reused, so a session gone stays gone.
+func (s *Store) sessionGone(ctx context.Context, id string) bool {
+	_, err := s.states.GetUpload(ctx, id)
+	return errors.Is(err, storage.ErrNotFound)
 }
 
 // sweep removes orphans (see Expire), at most once per sweepInterval.
@@ -80,6 +96,18 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time, live, liveMPU map[s
 		id, _, _ := strings.Cut(strings.TrimPrefix(key, uploads), "/")
 		return id
 	}
+	// A session not live when listed may have got a chunk since, or
+	// started: only the bytes of a session confirmed ended are orphans.
+	gone := map[string]bool{}
+	ended := func(id string) bool {
+		if live[id] {
+			return false
+		}
+		if _, ok := gone[id]; !ok {
+			gone[id] = s.sessionGone(ctx, id)
+		}
+		return gone[id]
+	}
 	for _, prefix := range []string{uploads, s.prefix + "blobs/"} {
 		limit := cutoff
 		if prefix != uploads {
@@ -94,7 +122,7 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time, live, liveMPU map[s
 			for _, u := range page.Uploads {
 				key, id := aws.ToString(u.Key), aws.ToString(u.UploadId)
 				if liveMPU[id] || !aws.ToTime(u.Initiated).Before(limit) ||
-					(prefix == uploads && live[sessionOf(key)]) {
+					(prefix == uploads && !ended(sessionOf(key))) {
 					continue
 				}
 				if err := s.abort(ctx, multipart{Key: key, ID: id}); err != nil {
@@ -112,7 +140,7 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time, live, liveMPU map[s
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
-			if !live[sessionOf(key)] && aws.ToTime(o.LastModified).Before(cutoff) {
+			if aws.ToTime(o.LastModified).Before(cutoff) && ended(sessionOf(key)) {
 				orphans = append(orphans, key)
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net/http"
 	"strings"
 	"sync"
@@ -92,8 +91,7 @@ type Store struct {
 	marker       storage.Marker
 	now          func() time.Time
 	bufs         sync.Pool // *[]byte of part bytes
-	locks        [64]sync.Mutex
-	seed         maphash.Seed
+	locks        storage.SessionLocks
 
 	sweepMu   sync.Mutex
 	lastSweep time.Time
@@ -169,7 +167,6 @@ func New(ctx context.Context, opts Options, states storage.UploadStates, marker 
 		states:       states,
 		marker:       marker,
 		now:          time.Now,
-		seed:         maphash.MakeSeed(),
 	}
 	size := int(opts.PartSize)
 	s.bufs.New = func() any { b := make([]byte, size); return &b }
@@ -215,11 +212,7 @@ func (s *Store) buffer(n int64) ([]byte, func()) {
 
 // lock serialises the requests of one session within this process; other
 // replicas are ordered by the client, which sends one chunk at a time.
-func (s *Store) lock(id string) func() {
-	m := &s.locks[maphash.String(s.seed, id)%uint64(len(s.locks))]
-	m.Lock()
-	return m.Unlock
-}
+func (s *Store) lock(id string) func() { return s.locks.Lock(id) }
 
 func checkDigest(d digest.Digest) error {
 	if err := d.Validate(); err != nil {

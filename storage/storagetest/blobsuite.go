@@ -84,6 +84,7 @@ func (s BlobSuite) Run(t *testing.T) {
 		{"UploadCancel", testUploadCancel},
 		{"UploadExpire", testUploadExpire},
 		{"UploadConcurrentSessions", testUploadConcurrentSessions},
+		{"UploadSlowSession", testUploadSlowSession},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

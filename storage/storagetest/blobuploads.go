@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -430,4 +431,85 @@ func uploadInChunks(ups []storage.Uploads, data []byte, chunk int) error {
 		return fmt.Errorf("Finish() = %d, %w", n, err)
 	}
 	return nil
+}
+
+// gateReader is a request body that stops in the middle: its first Read
+// closes reading, then it blocks until release is closed, and ends.
+type gateReader struct {
+	reading, release chan struct{}
+}
+
+func (g *gateReader) Read([]byte) (int, error) {
+	close(g.reading)
+	<-g.release
+	return 0, io.EOF
+}
+
+// testUploadSlowSession holds one session's Append in the middle of its
+// body and appends to many other sessions meanwhile: a slow client delays
+// later requests of its own session only. The other sessions are many, so
+// that sessions sharing locks by some fixed assignment would show.
+func testUploadSlowSession(t *testing.T, b BlobBackend) {
+	ctx := context.Background()
+	up := b.Open(t).Uploads
+	slow := startUpload(t, up)
+	first := []byte("bytes before the client stalls")
+	gate := &gateReader{reading: make(chan struct{}), release: make(chan struct{})}
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := up.Append(ctx, uploadRepo, slow, 0, io.MultiReader(bytes.NewReader(first), gate))
+		slowDone <- err
+	}()
+	<-gate.reading // the slow Append holds its session
+
+	const others, workers = 256, 16
+	othersDone := make(chan error, 1)
+	go func() {
+		var wg sync.WaitGroup
+		errs := make(chan error, others)
+		next := make(chan int)
+		for range workers {
+			wg.Go(func() {
+				for i := range next {
+					s, err := up.Start(ctx, uploadRepo)
+					if err == nil {
+						_, err = up.Append(ctx, uploadRepo, s.ID, 0, bytes.NewReader(fmt.Appendf(nil, "session %d", i)))
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		for i := range others {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		close(errs)
+		var all []error
+		for err := range errs {
+			all = append(all, err)
+		}
+		othersDone <- errors.Join(all...)
+	}()
+	select {
+	case err := <-othersDone:
+		if err != nil {
+			t.Errorf("Append to another session: %v", err)
+		}
+	case err := <-slowDone:
+		t.Fatalf("the stalled Append returned %v before its body ended", err)
+	case <-time.After(2 * time.Minute): // a deadlock guard, not a timing
+		close(gate.release)
+		<-othersDone
+		t.Fatal("Appends to other sessions waited for a stalled one")
+	}
+	close(gate.release)
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the stalled Append, released: %v", err)
+	}
+	if got := uploadSize(t, up, slow); got != int64(len(first)) {
+		t.Fatalf("the stalled session holds %d bytes, want %d", got, len(first))
+	}
 }
