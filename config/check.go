@@ -84,7 +84,7 @@ func Check(b []byte, environ []string) (Config, []Problem) {
 	}
 	fromEnv := map[string]string{} // key path → MOAT_X
 	for _, kv := range environ {
-		if name, _, ok := strings.Cut(kv, "="); ok {
+		if name, v, ok := strings.Cut(kv, "="); ok && v != "" { // as ApplyEnv
 			if path, ok := envPaths[name]; ok {
 				fromEnv[path] = name
 			}

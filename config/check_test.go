@@ -56,8 +56,10 @@ func TestCheck(t *testing.T) {
 			want: []string{`gc.interval (MOAT_GC_INTERVAL): "daily" is not a duration (e.g. 90s, 24h)`}},
 		{name: "environment overrides the file", yaml: "log:\n  level: info\n", environ: []string{"MOAT_LOG_LEVEL=loud"},
 			want: []string{`log.level (MOAT_LOG_LEVEL): "loud" is not debug, info, warn or error`}},
-		{name: "problem of a default", yaml: "gc:\n  interval: 1h\n", environ: []string{"MOAT_DATA="},
-			want: []string{"data (MOAT_DATA): must name a directory"}},
+		{name: "problem of an environment value", yaml: "gc:\n  interval: 1h\n", environ: []string{"MOAT_GC_GRACE_PERIOD=1s"},
+			want: []string{"gc.gracePeriod (MOAT_GC_GRACE_PERIOD): must be at least 1m: pushes in flight need time to send their manifest"}},
+		{name: "empty variables are unset", yaml: "data: /var/lib/moat\nadmin:\n  allowedSources: [10.0.0.0/8]\n",
+			environ: []string{"MOAT_DATA=", "MOAT_ADMIN_ALLOWED_SOURCES="}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,7 +85,8 @@ type RegistryConfig struct {
 
 // AdminConfig holds settings of the admin API.
 type AdminConfig struct {
-	// AllowedSources are CIDRs allowed to reach /admin/v1; empty allows all.
+	// AllowedSources are CIDRs allowed to reach /admin/v1, /healthz, /readyz
+	// and /metrics (never /.well-known or /oauth2); empty allows all.
 	AllowedSources []string `yaml:"allowedSources"`
 }
 
@@ -291,10 +292,13 @@ func Parse(b []byte, c *Config) error {
 // ApplyEnv applies MOAT_<PATH> variables, where PATH is the YAML key path
 // in upper snake case: registry.name → MOAT_REGISTRY_NAME, publicURL →
 // MOAT_PUBLIC_URL, trustedProxies → MOAT_TRUSTED_PROXIES (a comma list).
+// An empty variable counts as unset, so that an unset ${VAR} in a compose
+// file cannot silently clear a setting of the file (admin.allowedSources,
+// tls).
 func ApplyEnv(c *Config, environ []string) error {
 	env := map[string]string{}
 	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "MOAT_") {
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" && strings.HasPrefix(k, "MOAT_") {
 			env[k] = v
 		}
 	}
@@ -453,6 +457,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkPrefixes("trustedProxies", c.TrustedProxies)
+	for i, s := range c.TrustedProxies {
+		if p, err := ParsePrefix(s); err == nil && p.Bits() == 0 {
+			bad(fmt.Sprintf("trustedProxies[%d]", i), "%q is a wildcard: any client could set X-Forwarded-For; name the proxies' addresses", s)
+		}
+	}
 	checkPrefixes("admin.allowedSources", c.Admin.AllowedSources)
 	checkPrefixes("privateEndpoints.allowedAddresses", c.PrivateEndpoints.AllowedAddresses)
 	for i, s := range c.PrivateEndpoints.AllowedAddresses {

@@ -62,6 +62,8 @@ func TestValidate(t *testing.T) {
 		{"publicURL path", func(c *config.Config) { c.PublicURL = "https://example.com/registry" }, []string{"publicURL"}},
 		{"publicURL without host", func(c *config.Config) { c.PublicURL = "https://" }, []string{"publicURL"}},
 		{"trustedProxies entry", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.local"} }, []string{"trustedProxies[1]"}},
+		{"trustedProxies wildcard v4", func(c *config.Config) { c.TrustedProxies = []string{"0.0.0.0/0"} }, []string{"trustedProxies[0]"}},
+		{"trustedProxies wildcard v6", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "::/0"} }, []string{"trustedProxies[1]"}},
 		{"admin.allowedSources entry", func(c *config.Config) { c.Admin.AllowedSources = []string{"10.0.0.0/33"} }, []string{"admin.allowedSources[0]"}},
 		{"privateEndpoints wildcard v4", func(c *config.Config) { c.PrivateEndpoints.AllowedAddresses = []string{"0.0.0.0/0"} }, []string{"privateEndpoints.allowedAddresses[0]"}},
 		{"privateEndpoints wildcard v6", func(c *config.Config) {
@@ -162,6 +164,17 @@ func TestApplyEnv(t *testing.T) {
 		{
 			name:    "other variables are ignored",
 			environ: []string{"HOME=/root", "MOAT_ADMIN_PASSWORD=secret", "MOAT_LISTEN", "LISTEN=0.0.0.0:1"},
+			check: func(t *testing.T, c config.Config) {
+				if !reflect.DeepEqual(c, config.Default()) {
+					t.Errorf("config changed: %+v", c)
+				}
+			},
+		},
+		{
+			// An unset ${VAR} in a compose file arrives as VAR= and must not
+			// clear what the file set.
+			name:    "empty variables are unset",
+			environ: []string{"MOAT_LISTEN=", "MOAT_DATA=", "MOAT_PRIVATE_ENDPOINTS_ALLOWED_ADDRESSES=", "MOAT_DEV="},
 			check: func(t *testing.T, c config.Config) {
 				if !reflect.DeepEqual(c, config.Default()) {
 					t.Errorf("config changed: %+v", c)

@@ -80,11 +80,15 @@ func (n NotificationsConfig) validate() []error {
 // dialer checks resolved names too).
 func checkWebhookURL(s string) error {
 	u, err := url.Parse(s)
+	if err == nil && u.User != nil {
+		// Never quote the credentials: the whole user part goes, as a
+		// token is often the user name (https://TOKEN@host/).
+		redacted := *u
+		redacted.User = url.User("xxxxx")
+		return fmt.Errorf("%q holds credentials; put them in headers", redacted.String())
+	}
 	if err != nil || u.Host == "" || u.Opaque != "" {
 		return fmt.Errorf("%q is not a URL like https://hooks.example.com/moat", s)
-	}
-	if u.User != nil {
-		return fmt.Errorf("%q holds credentials; put them in headers", s)
 	}
 	host := u.Hostname()
 	a, ipErr := netip.ParseAddr(host)

@@ -35,10 +35,15 @@ notifications:
 notifications:
   endpoints: [{name: md, url: "https://169.254.169.254/latest", secret: x}]
 `, "notifications.endpoints[0].url: \"https://169.254.169.254/latest\": link-local, multicast and unspecified addresses are refused"},
+		// The error must not repeat the credentials.
 		{"credentials in url", `
 notifications:
-  endpoints: [{name: a, url: "https://u:p@example.com/", secret: x}]
-`, "holds credentials"},
+  endpoints: [{name: a, url: "https://u:hunter2@example.com/hook", secret: x}]
+`, "notifications.endpoints[0].url: \"https://xxxxx@example.com/hook\" holds credentials; put them in headers"},
+		{"token as user in url", `
+notifications:
+  endpoints: [{name: a, url: "https://ghp_T0KEN@/hook", secret: x}]
+`, "notifications.endpoints[0].url: \"https://xxxxx@/hook\" holds credentials; put them in headers"},
 		{"no secret", `
 notifications:
   endpoints: [{name: a, url: "https://example.com/"}]

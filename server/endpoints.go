@@ -22,6 +22,8 @@ type endpointListeners struct {
 
 	mu   sync.Mutex
 	open map[string]*endpointListener
+	// closed: shutdown ran; Open refuses, so that nothing listens after it.
+	closed bool
 }
 
 type endpointListener struct {
@@ -58,39 +60,67 @@ func (m *endpointListeners) Allowed(listen string) error {
 	return fmt.Errorf("%s is outside privateEndpoints.allowedAddresses", a)
 }
 
-// Open implements api.Listeners.
+// Open implements api.Listeners. It refuses once shutdown ran.
 func (m *endpointListeners) Open(name, listen string, useTLS bool) (string, error) {
 	if err := m.Allowed(listen); err != nil {
 		return "", err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old := m.open[name]; old != nil && old.listen == listen && old.tls == useTLS {
+	if m.closed {
+		return "", errors.New("moat is shutting down")
+	}
+	old := m.open[name]
+	if old != nil && old.listen == listen && old.tls == useTLS {
 		return old.ln.Addr().String(), nil
 	}
-	var tlsCfg *tls.Config
-	if useTLS {
-		if m.s.tls == nil {
-			return "", errors.New("tls needs the server's tls.cert and tls.key (or tls.selfSigned)")
-		}
-		tlsCfg = m.s.tls.config()
+	if useTLS && m.s.tls == nil {
+		return "", errors.New("tls needs the server's tls.cert and tls.key (or tls.selfSigned)")
 	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return "", err
-	}
-	if old := m.open[name]; old != nil {
+	// Only TLS changes: the old socket holds the address, so it goes first
+	// and comes back if the new one cannot bind.
+	sameAddress := old != nil && old.listen == listen
+	if sameAddress {
 		m.closeLocked(name, old)
 	}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
+	el, err := m.bind(name, listen, useTLS)
+	if err != nil {
+		if sameAddress {
+			if back, berr := m.bind(name, old.listen, old.tls); berr != nil {
+				m.s.log.Error("private endpoint could not listen again as before", "endpoint", name, "listen", old.listen, "err", berr)
+			} else {
+				back.confirmed = old.confirmed
+				m.serveLocked(name, back)
+			}
+		}
+		return "", err
+	}
+	if old != nil && !sameAddress {
+		m.closeLocked(name, old)
+	}
+	return m.serveLocked(name, el), nil
+}
+
+// bind listens on listen for endpoint name; serveLocked serves it.
+func (m *endpointListeners) bind(name, listen string, useTLS bool) (*endpointListener, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	if useTLS {
+		ln = tls.NewListener(ln, m.s.tls.config())
 	}
 	srv := m.s.httpServer(m.s.handler)
 	srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context { return auth.WithEndpoint(ctx, name) }
-	el := &endpointListener{listen: listen, tls: useTLS, srv: srv, ln: ln, done: make(chan struct{})}
+	return &endpointListener{listen: listen, tls: useTLS, srv: srv, ln: ln, done: make(chan struct{})}, nil
+}
+
+// serveLocked serves a bound listener and records it; it returns the
+// address it listens on.
+func (m *endpointListeners) serveLocked(name string, el *endpointListener) string {
 	go func() {
 		defer close(el.done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := el.srv.Serve(el.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.s.log.Error("private endpoint listener stopped", "endpoint", name, "err", err)
 		}
 	}()
@@ -98,8 +128,9 @@ func (m *endpointListeners) Open(name, listen string, useTLS bool) (string, erro
 		m.open = map[string]*endpointListener{}
 	}
 	m.open[name] = el
-	m.s.log.Info("private endpoint listening", "endpoint", name, "address", ln.Addr().String())
-	return ln.Addr().String(), nil
+	addr := el.ln.Addr().String()
+	m.s.log.Info("private endpoint listening", "endpoint", name, "address", addr)
+	return addr
 }
 
 // Close implements api.Listeners.
@@ -119,15 +150,32 @@ func (m *endpointListeners) closeLocked(name string, el *endpointListener) {
 	m.s.log.Info("private endpoint closed", "endpoint", name)
 }
 
-// shutdown stops every endpoint gracefully.
-func (m *endpointListeners) shutdown(ctx context.Context) {
+// shutdown stops every endpoint gracefully, all at once, until ctx ends;
+// then it cuts the connections left. Open refuses from then on.
+func (m *endpointListeners) shutdown(ctx context.Context) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for name, el := range m.open {
-		_ = el.srv.Shutdown(ctx)
-		<-el.done
-		delete(m.open, name)
+	m.closed = true
+	open := m.open
+	m.open = nil
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(open))
+	for name, el := range open {
+		wg.Go(func() {
+			if err := el.srv.Shutdown(ctx); err != nil {
+				_ = el.srv.Close()
+				errs <- fmt.Errorf("private endpoint %s: %w", name, err)
+			}
+			<-el.done
+		})
 	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }
 
 // restore reopens the stored endpoints at start and records the address

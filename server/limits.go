@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"math"
 	"net/http"
 	"net/netip"
@@ -21,18 +22,45 @@ type limiter struct {
 	burst   int
 	uploads chan struct{} // a semaphore; nil for no cap
 
-	mu      sync.Mutex
-	clients map[netip.Addr]*clientLimit
-	swept   time.Time
+	mu sync.Mutex
+	// clients are the buckets by clientKey, and lru the same, most
+	// recently seen first; at most maxClients.
+	clients    map[netip.Prefix]*list.Element
+	lru        list.List
+	maxClients int
 }
 
+// clientLimit is one client's bucket.
 type clientLimit struct {
+	key  netip.Prefix
 	l    *rate.Limiter
 	seen time.Time
 }
 
+const (
+	// maxRateClients bounds the buckets kept (about 200 bytes each): past
+	// it, the least recently seen client is forgotten.
+	maxRateClients = 1 << 16
+	// clientIdle forgets a client after this long without a request; its
+	// bucket would be full again by then.
+	clientIdle = 10 * time.Minute
+)
+
+// clientKey is what one bucket covers: an IPv4 address, or an IPv6 /64
+// (one subscriber's network: a client choosing any of its addresses must
+// not get a bucket for each).
+func clientKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return p
+	}
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
 func newLimiter(s *Server) *limiter {
-	l := &limiter{s: s, rate: rate.Limit(s.cfg.Limits.Rate), burst: s.cfg.Limits.Burst, clients: map[netip.Addr]*clientLimit{}}
+	l := &limiter{s: s, rate: rate.Limit(s.cfg.Limits.Rate), burst: s.cfg.Limits.Burst,
+		clients: map[netip.Prefix]*list.Element{}, maxClients: maxRateClients}
 	if n := s.cfg.Limits.MaxConcurrentUploads; n > 0 {
 		l.uploads = make(chan struct{}, n)
 	}
@@ -75,21 +103,23 @@ func (l *limiter) wrap(next http.Handler) http.Handler {
 // allow takes a token for a client, or says how long until one is free.
 func (l *limiter) allow(a netip.Addr) (time.Duration, bool) {
 	now := time.Now()
+	key := clientKey(a)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		for k, c := range l.clients {
-			if now.Sub(c.seen) > 10*time.Minute {
-				delete(l.clients, k)
-			}
+	e := l.clients[key]
+	if e == nil {
+		// Forget the idle clients, then the least recently seen one if
+		// there is still no room.
+		for b := l.lru.Back(); b != nil && (now.Sub(b.Value.(*clientLimit).seen) > clientIdle || l.lru.Len() >= l.maxClients); b = l.lru.Back() {
+			delete(l.clients, b.Value.(*clientLimit).key)
+			l.lru.Remove(b)
 		}
-		l.swept = now
+		e = l.lru.PushFront(&clientLimit{key: key, l: rate.NewLimiter(l.rate, l.burst)})
+		l.clients[key] = e
+	} else {
+		l.lru.MoveToFront(e)
 	}
-	c := l.clients[a]
-	if c == nil {
-		c = &clientLimit{l: rate.NewLimiter(l.rate, l.burst)}
-		l.clients[a] = c
-	}
+	c := e.Value.(*clientLimit)
 	c.seen = now
 	res := c.l.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {

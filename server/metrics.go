@@ -76,6 +76,7 @@ func (m *metrics) decision(stage policy.Stage, reason policy.Reason, allowed boo
 }
 
 func (m *metrics) observe(route, method string, code int, in, out int64, d time.Duration) {
+	method = methodLabel(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 	if in > 0 {
@@ -84,6 +85,18 @@ func (m *metrics) observe(route, method string, code int, in, out int64, d time.
 	if out > 0 {
 		m.bytesOut.WithLabelValues(route).Add(float64(out))
 	}
+}
+
+// methodLabel is a request method as a metric label: the methods moat
+// serves, else OTHER, so that a client inventing methods cannot grow the
+// number of series.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "OTHER"
 }
 
 func (m *metrics) handler() http.Handler {

@@ -35,17 +35,26 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			// A handler's panic is a bug: log it with the stack, answer 500
-			// in the OCI shape if nothing was sent yet, keep serving.
+			// in the OCI shape if nothing was sent yet, keep serving. If the
+			// answer had begun, abort the connection (http.ErrAbortHandler)
+			// so the client sees a broken answer, not a short one.
+			var abort any
 			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.ErrorContext(r.Context(), "handler panic", "id", id, "method", r.Method, "path", r.URL.Path,
-					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				if !rec.wroteHeader {
-					errcode.Write(rec, r, errcode.Internal.New(""))
+				abort = http.ErrAbortHandler
+				if v != http.ErrAbortHandler {
+					s.log.ErrorContext(r.Context(), "handler panic", "id", id, "method", r.Method, "path", r.URL.Path,
+						"panic", fmt.Sprint(v), "stack", string(debug.Stack()), "answer_begun", rec.wroteHeader)
+					if !rec.wroteHeader {
+						errcode.Write(rec, r, errcode.Internal.New(""))
+						abort = nil
+					}
 				}
 			}
+			defer func() {
+				if abort != nil {
+					panic(abort)
+				}
+			}()
 			g.Dec()
 			d := time.Since(start)
 			s.metrics.observe(route, r.Method, rec.status, body.n, rec.n, d)

@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,5 +36,36 @@ func TestPanicIsAnInternalError(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v2/", nil))
 	if w.Code != http.StatusNoContent {
 		t.Fatalf("after the panic: %d", w.Code)
+	}
+}
+
+// TestPanicAfterTheAnswerBeganAbortsIt: a panic once part of a chunked
+// answer was sent breaks the connection, so the client cannot take the
+// truncated body for a whole one; the request is still counted.
+func TestPanicAfterTheAnswerBeganAbortsIt(t *testing.T) {
+	t.Parallel()
+	s := build(t, nil)
+	srv := httptest.NewServer(s.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("the first half"))
+		w.(http.Flusher).Flush()
+		panic("a bug")
+	})))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v2/boom/blobs/sha256:" + strings.Repeat("a", 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("read %q and a clean end; want the answer broken off", body)
+	}
+	w := httptest.NewRecorder()
+	s.metrics.handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{`moat_http_requests_total{code="200",method="GET",route="blob"} 1`, `moat_http_requests_in_flight{route="blob"} 0`} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 }

@@ -8,7 +8,9 @@ import (
 )
 
 // routes is the root handler: the data plane (/v2, /oauth2) and the
-// control plane beside it.
+// control plane beside it. admin.allowedSources restricts the admin API
+// (which checks it itself), /healthz, /readyz and /metrics; never
+// /.well-known, which federated registries and token verifiers read.
 func (s *Server) routes(reg, admin http.Handler) http.Handler {
 	token := s.guard.TokenHandler()
 	jwks := s.guard.JWKSHandler()
@@ -30,6 +32,9 @@ func (s *Server) routes(reg, admin http.Handler) http.Handler {
 			jwks.ServeHTTP(w, r)
 		case p == "/.well-known/openid-configuration":
 			openid.ServeHTTP(w, r)
+		case (p == "/healthz" || p == "/readyz" || p == "/metrics") && !s.fromAdminSource(r):
+			client := s.guard.ClientAddress(r)
+			errcode.Write(w, r, errcode.Denied.New("client with IP '"+client.String()+"' is not allowed to reach "+p))
 		case p == "/healthz":
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("ok\n"))
@@ -41,4 +46,19 @@ func (s *Server) routes(reg, admin http.Handler) http.Handler {
 			errcode.Write(w, r, errcode.NotFound.New("no such endpoint"))
 		}
 	})
+}
+
+// fromAdminSource reports whether the request's client address is inside
+// admin.allowedSources (always, when that is empty).
+func (s *Server) fromAdminSource(r *http.Request) bool {
+	if len(s.adminSources) == 0 {
+		return true
+	}
+	client := s.guard.ClientAddress(r)
+	for _, p := range s.adminSources {
+		if p.Contains(client) {
+			return true
+		}
+	}
+	return false
 }

@@ -53,6 +53,9 @@ type Server struct {
 	inproc      *inproc
 	jobs        *jobs.Runner
 	handler     http.Handler
+	// adminSources is admin.allowedSources: who may reach the admin API,
+	// /healthz, /readyz and /metrics (empty: anyone).
+	adminSources []netip.Prefix
 
 	notifier *notify.Notifier         // nil without notification endpoints
 	tracer   *sdktrace.TracerProvider // nil without tracing.endpoint
@@ -62,11 +65,17 @@ type Server struct {
 	ready   atomic.Bool
 	gcMu    sync.Mutex
 
+	// bootstrapAdmin is one attempt at bootstrap; tests replace it.
+	bootstrapAdmin func(context.Context) error
+
 	mu     sync.Mutex
 	public *http.Server
 	ln     net.Listener
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	// stopFollow stops the endpoint listeners following the directory and
+	// waits until they do; nil before Start.
+	stopFollow func()
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // New opens the data directory and builds the handlers; it does not
@@ -82,6 +91,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, stop: make(chan struct{})}
+	s.bootstrapAdmin = s.createAdmin
 	if err := s.open(); err != nil {
 		s.closeStores()
 		return nil, err
@@ -122,7 +132,7 @@ func (s *Server) open() error {
 	})
 	if cfg.TLS.Enabled() {
 		host, _, _ := net.SplitHostPort(cfg.Listen)
-		if s.tls, err = newCertSource(cfg.TLS, []string{host}); err != nil {
+		if s.tls, err = newCertSource(cfg.TLS, []string{host}, s.log); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
 	}
@@ -147,8 +157,7 @@ func (s *Server) open() error {
 	s.inproc = newInproc(registry.New(s.meta, s.blobs, s.uploads, s.guard.InternalAuthorizer(), inprocOpts))
 	s.jobs = jobs.New(jobs.Options{Guard: s.guard, Local: s.inproc.transport, Catalog: s.meta, Logger: s.log, Version: VersionString()})
 	s.dir.Watch(func(*auth.Snapshot) { s.jobs.Wake() })
-	adminSources, err := parsePrefixes(cfg.Admin.AllowedSources)
-	if err != nil {
+	if s.adminSources, err = parsePrefixes(cfg.Admin.AllowedSources); err != nil {
 		return err
 	}
 	admin := api.New(api.Options{
@@ -156,7 +165,7 @@ func (s *Server) open() error {
 		Audit:          s.meta,
 		Auditor:        s.auditor,
 		Listeners:      s.eps,
-		AllowedSources: adminSources,
+		AllowedSources: s.adminSources,
 		Keys:           s.keys,
 		Jobs:           s.jobs,
 		GC:             s.CollectGarbage,
@@ -171,7 +180,7 @@ func (s *Server) open() error {
 		if s.tracer, err = newTracerProvider(cfg.Tracing); err != nil {
 			return err
 		}
-		s.handler = traced(s.handler, s.tracer)
+		s.handler = traced(s.handler, s.tracer, s.guard.ClientAddress)
 	}
 	return nil
 }
@@ -234,9 +243,6 @@ func (s *Server) Start() error {
 	}
 	s.eps.restore(context.Background())
 	srv := s.httpServer(s.handler)
-	s.mu.Lock()
-	s.public, s.ln = srv, ln
-	s.mu.Unlock()
 	kicks := make(chan struct{}, 1)
 	s.dir.Watch(func(*auth.Snapshot) {
 		select {
@@ -244,13 +250,19 @@ func (s *Server) Start() error {
 		default:
 		}
 	})
-	s.wg.Add(7)
+	// follow has a stop of its own: Shutdown ends it before it closes the
+	// endpoints, or a late change would open listeners nobody closes.
+	followCtx, cancelFollow := context.WithCancel(context.Background())
+	followDone := make(chan struct{})
+	s.mu.Lock()
+	s.public, s.ln = srv, ln
+	s.stopFollow = func() { cancelFollow(); <-followDone }
+	s.mu.Unlock()
 	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-s.stop; cancel() }()
-		s.eps.follow(ctx, kicks)
+		defer close(followDone)
+		s.eps.follow(followCtx, kicks)
 	}()
+	s.wg.Add(6)
 	go func() {
 		defer s.wg.Done()
 		s.collectGarbage()
@@ -296,21 +308,53 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 	}
 }
 
+// Bootstrap retries wait bootstrapRetryMin after the first failure, twice
+// as long after each next one, up to bootstrapRetryMax.
+const (
+	bootstrapRetryMin = time.Second
+	bootstrapRetryMax = time.Minute
+)
+
 // bootstrap creates the admin identity (SPEC §9) and marks the server
-// ready.
+// ready. A failure (the metadata store briefly unreachable …) is logged
+// and retried with a capped exponential backoff until the server stops.
 func (s *Server) bootstrap() {
-	if err := s.bootstrapAdmin(context.Background()); err != nil {
-		s.log.Error("bootstrapping the admin identity", "err", err)
-		return
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	wait := bootstrapRetryMin
+	for {
+		err := s.bootstrapAdmin(ctx)
+		if err == nil {
+			s.ready.Store(true)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Error("bootstrapping the admin identity; /readyz answers 503 until it succeeds", "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, bootstrapRetryMax)
 	}
-	s.ready.Store(true)
 }
 
-// bootstrapAdmin applies MOAT_ADMIN_PASSWORD, or on first start generates
+// createAdmin applies MOAT_ADMIN_PASSWORD, or on first start generates
 // a password, writes it to <data>/admin-password (0600) and only then
 // stores its hash: a crash between the two leaves a file for a password
 // that was never set, and the next start generates another.
-func (s *Server) bootstrapAdmin(ctx context.Context) error {
+func (s *Server) createAdmin(ctx context.Context) error {
 	if pw := os.Getenv("MOAT_ADMIN_PASSWORD"); pw != "" {
 		_, err := s.dir.Bootstrap(ctx, pw, false)
 		return err
@@ -392,17 +436,29 @@ func (s *Server) expireUploads() {
 	}
 }
 
-// Shutdown stops accepting, lets in-flight requests finish (until ctx
-// ends) and closes storage.
+// Shutdown stops accepting, lets in-flight requests on the public and
+// the private endpoint listeners finish (together, until ctx ends; then
+// it cuts the connections left and the error wraps ctx's) and closes
+// storage.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv := s.public
+	srv, stopFollow := s.public, s.stopFollow
 	s.mu.Unlock()
+	if stopFollow != nil {
+		stopFollow() // no listener opens for a settings change from here on
+	}
+	var drained sync.WaitGroup
 	var err error
 	if srv != nil {
-		err = srv.Shutdown(ctx)
+		drained.Go(func() {
+			if err = srv.Shutdown(ctx); err != nil {
+				_ = srv.Close()
+			}
+		})
 	}
-	s.eps.shutdown(ctx)
+	epErr := s.eps.shutdown(ctx)
+	drained.Wait()
+	err = errors.Join(err, epErr)
 	s.jobs.Close() // imports and tasks stop before storage closes
 	s.inproc.shutdown(ctx)
 	close(s.stop)

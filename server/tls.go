@@ -7,6 +7,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -21,23 +24,27 @@ import (
 // self-signed one generated at start for development.
 type certSource struct {
 	certFile, keyFile string
+	log               *slog.Logger
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
 	modCert time.Time
 	modKey  time.Time
 	checked time.Time
+	// failed is the last reload failure logged, so that one is logged
+	// once, not at every handshake; "" after a success.
+	failed string
 }
 
-func newCertSource(c config.TLSConfig, hosts []string) (*certSource, error) {
+func newCertSource(c config.TLSConfig, hosts []string, log *slog.Logger) (*certSource, error) {
 	if c.SelfSigned {
 		cert, err := selfSigned(hosts)
 		if err != nil {
 			return nil, err
 		}
-		return &certSource{cert: cert}, nil
+		return &certSource{cert: cert, log: log}, nil
 	}
-	cs := &certSource{certFile: c.Cert, keyFile: c.Key}
+	cs := &certSource{certFile: c.Cert, keyFile: c.Key, log: log}
 	if err := cs.load(); err != nil {
 		return nil, err
 	}
@@ -62,7 +69,8 @@ func (cs *certSource) load() error {
 }
 
 // getCertificate reloads the files when they changed; a failed reload
-// keeps serving the previous certificate.
+// keeps serving the previous certificate and is logged at ERROR, once
+// for each distinct failure.
 func (cs *certSource) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -70,8 +78,24 @@ func (cs *certSource) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 		cs.checked = time.Now()
 		ci, err1 := os.Stat(cs.certFile)
 		ki, err2 := os.Stat(cs.keyFile)
-		if err1 == nil && err2 == nil && (!ci.ModTime().Equal(cs.modCert) || !ki.ModTime().Equal(cs.modKey)) {
-			_ = cs.load()
+		var err error
+		switch {
+		case err1 != nil || err2 != nil:
+			err = errors.Join(err1, err2)
+		case !ci.ModTime().Equal(cs.modCert) || !ki.ModTime().Equal(cs.modKey):
+			if err = cs.load(); err == nil {
+				cs.log.Info("reloaded the TLS certificate", "cert", cs.certFile)
+				cs.failed = ""
+			} else {
+				// Another attempt at the same files fails the same way.
+				err = fmt.Errorf("%w (cert modified %s, key modified %s)", err, ci.ModTime().Format(time.RFC3339Nano), ki.ModTime().Format(time.RFC3339Nano))
+			}
+		default: // the files loaded last, back in place
+			cs.failed = ""
+		}
+		if err != nil && err.Error() != cs.failed {
+			cs.failed = err.Error()
+			cs.log.Error("reloading the TLS certificate failed; still serving the previous one", "cert", cs.certFile, "key", cs.keyFile, "err", err)
 		}
 	}
 	return cs.cert, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 
 	"github.com/moat-registry/moat/config"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -13,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // newTracerProvider exports spans over OTLP/HTTP to cfg.Endpoint, in
@@ -46,13 +49,23 @@ func newTracerProvider(cfg config.TracingConfig) (*sdktrace.TracerProvider, erro
 // method and route kind ("PUT manifest"), continuing a caller's W3C
 // traceparent. Probes and scrapes (/healthz, /readyz, /metrics) are not
 // traced. Without tracing configured the handler is not wrapped at all.
-func traced(h http.Handler, tp *sdktrace.TracerProvider) http.Handler {
-	return otelhttp.NewHandler(h, "moat",
+//
+// otelhttp takes the span's client.address from X-Forwarded-For whoever
+// sent it; it is replaced by clientAddress (the guard's, which believes
+// the header only from trustedProxies).
+func traced(h http.Handler, tp *sdktrace.TracerProvider, clientAddress func(*http.Request) netip.Addr) http.Handler {
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetAttributes(semconv.ClientAddress(clientAddress(r).String()))
+		}
+		h.ServeHTTP(w, r)
+	})
+	return otelhttp.NewHandler(inner, "moat",
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithMeterProvider(noop.NewMeterProvider()),
 		otelhttp.WithPropagators(propagation.TraceContext{}),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			return r.Method + " " + routeLabel(r.URL.Path)
+			return methodLabel(r.Method) + " " + routeLabel(r.URL.Path)
 		}),
 		otelhttp.WithFilter(func(r *http.Request) bool {
 			switch r.URL.Path {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/config"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -82,8 +83,42 @@ func TestTracingOffByDefault(t *testing.T) {
 	if s.tracer != nil {
 		t.Error("a tracer provider without tracing.endpoint")
 	}
-	if typ := fmt.Sprintf("%T", s.handler); strings.Contains(typ, "otel") {
-		t.Errorf("root handler is %s", typ)
+}
+
+// TestTracedClientAddressIsTheGuards: a span's client.address is the
+// address the guard judges by, so a client cannot choose it with
+// X-Forwarded-For; only a trusted proxy's header counts.
+func TestTracedClientAddressIsTheGuards(t *testing.T) {
+	t.Parallel()
+	s := build(t, func(c *config.Config) { c.TrustedProxies = []string{"192.0.2.10"} })
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	h := traced(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), tp, s.guard.ClientAddress)
+	for _, tt := range []struct{ peer, xff, want string }{
+		{peer: "203.0.113.9", xff: "198.51.100.66", want: "203.0.113.9"}, // not a proxy: its header is a claim
+		{peer: "192.0.2.10", xff: "198.51.100.7", want: "198.51.100.7"},  // a trusted proxy
+	} {
+		r := httptest.NewRequest("BREW", "/v2/app/manifests/v1", nil)
+		r.RemoteAddr = tt.peer + ":40000"
+		r.Header.Set("X-Forwarded-For", tt.xff)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		ended := spans.Ended()
+		if len(ended) == 0 {
+			t.Fatal("no span recorded")
+		}
+		sp := ended[len(ended)-1]
+		if sp.Name() != "OTHER manifest" {
+			t.Errorf("span name %q, want %q", sp.Name(), "OTHER manifest")
+		}
+		got := ""
+		for _, a := range sp.Attributes() {
+			if a.Key == "client.address" {
+				got = a.Value.AsString()
+			}
+		}
+		if got != tt.want {
+			t.Errorf("peer %s, X-Forwarded-For %s: client.address = %q, want %q", tt.peer, tt.xff, got, tt.want)
+		}
 	}
 }
 

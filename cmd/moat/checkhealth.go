@@ -184,6 +184,11 @@ func (h *healthRun) ready() bool {
 		h.add("ready", "fail", err.Error(), "is moat running?")
 		return false
 	}
+	if resp.StatusCode == http.StatusForbidden {
+		// admin.allowedSources guards /readyz too: unknown, not unhealthy.
+		h.add("ready", "warn", errorMessage(body), "admin.allowedSources excludes this machine; check /readyz from an allowed address")
+		return true
+	}
 	if resp.StatusCode != http.StatusOK {
 		h.add("ready", "fail", strings.TrimSpace(string(body)), "see the server's log; /readyz names what is missing")
 		return false
@@ -222,7 +227,8 @@ func (h *healthRun) challenge() bool {
 }
 
 // tokenCheck fetches a token for the test repository from the realm the
-// challenge named, with the credentials.
+// challenge named, with the credentials — only when the realm is on the
+// server they were given for (realmOnServer).
 func (h *healthRun) tokenCheck() {
 	if h.c.username == "" {
 		h.add("token", "skip", "no credentials given", "pass --username and --password (or moat login)")
@@ -235,6 +241,11 @@ func (h *healthRun) tokenCheck() {
 	params := challengeParams(resp.Header.Get("WWW-Authenticate"))
 	q := url.Values{"service": {params["service"]}, "scope": {"repository:" + h.repo + ":pull,push,delete"}}
 	realm := params["realm"]
+	if err := realmOnServer(h.c.base, realm); err != nil {
+		h.add("token", "fail", err.Error()+"; the credentials were not sent there",
+			"set the server's publicURL to the address clients use, or give that address as --server if you trust it")
+		return
+	}
 	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, realm+"?"+q.Encode(), nil)
 	if err != nil {
 		h.add("token", "fail", err.Error(), "")
@@ -269,6 +280,28 @@ func (h *healthRun) tokenCheck() {
 	}
 	h.token = tok.Token
 	h.add("token", "ok", "token for "+h.c.username+" from "+realm, "")
+}
+
+// realmOnServer refuses a token realm the credentials must not go to: one
+// on another host than base (the --server the user trusts with them), or
+// plain HTTP when base is HTTPS. A challenge is the server's answer to an
+// unauthenticated request, so anything between could have written it.
+func realmOnServer(base, realm string) error {
+	b, err := url.Parse(base)
+	if err != nil {
+		return err
+	}
+	r, err := url.Parse(realm)
+	if err != nil || (r.Scheme != "http" && r.Scheme != "https") || r.Host == "" {
+		return fmt.Errorf("the token realm %q is not an http(s) URL", realm)
+	}
+	if !strings.EqualFold(r.Hostname(), b.Hostname()) {
+		return fmt.Errorf("the token realm %s is on %s, not on %s", realm, r.Hostname(), b.Hostname())
+	}
+	if b.Scheme == "https" && r.Scheme != "https" {
+		return fmt.Errorf("the token realm %s is plain HTTP while %s is HTTPS", realm, base)
+	}
+	return nil
 }
 
 // pushPull pushes a tiny artifact, pulls it back, compares digests and

@@ -17,6 +17,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+const shutdownTimeout = 30 * time.Second
+
 func newServeCommand() *cobra.Command {
 	var configFile, listen, data string
 	var dev, selfSigned bool
@@ -66,10 +69,15 @@ logging in. Any other listen address needs a config file.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			<-ctx.Done()
-			log.Info("shutting down")
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			stop() // a second Ctrl-C or SIGTERM kills at once
+			log.Info("shutting down; a second signal stops at once", "timeout", shutdownTimeout)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			if err := srv.Shutdown(sctx); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					log.Error("requests still in flight after the shutdown timeout were cut", "timeout", shutdownTimeout, "err", err)
+					return fmt.Errorf("shutdown did not finish within %s", shutdownTimeout)
+				}
 				return err
 			}
 			return nil

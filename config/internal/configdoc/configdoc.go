@@ -305,7 +305,7 @@ func envName(n *node) string {
 	}
 	name := config.EnvName(n.path)
 	c := config.Default()
-	if err := config.ApplyEnv(&c, []string{name + "="}); err != nil && strings.Contains(err.Error(), "cannot be set from the environment") {
+	if err := config.ApplyEnv(&c, []string{name + "=x"}); err != nil && strings.Contains(err.Error(), "cannot be set from the environment") {
 		return ""
 	}
 	return name
