@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -62,14 +63,24 @@ func TestShutdownDrainsPublicAndPrivateTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Half a request: the public listener waits for the rest.
+	// An upload whose body never comes: once the client reads "100
+	// Continue", the handler is reading the body, so the request is in
+	// flight (not a connection the listener might not have accepted yet).
 	slow, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	if _, err := slow.Write([]byte("GET /v2/ HTTP/1.1\r\n")); err != nil {
+	req := "POST /v2/slow/blobs/uploads/?digest=sha256:" + strings.Repeat("0", 64) + " HTTP/1.1\r\n" +
+		"Host: " + s.Addr().String() + "\r\nContent-Length: 1024\r\nContent-Type: application/octet-stream\r\n" +
+		"Expect: 100-continue\r\n\r\n"
+	if _, err := slow.Write([]byte(req)); err != nil {
 		t.Fatal(err)
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, err := bufio.NewReader(slow).ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 100 ") {
+		t.Fatalf("upload with Expect: 100-continue: status line %q, %v", status, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
