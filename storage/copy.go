@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // copyChunk is the size of the buffers copyHashed moves bytes in.
@@ -51,6 +52,7 @@ func copyHashed(dst io.Writer, h hash.Hash, src io.Reader) (written int64, hashe
 	toWrite := make(chan chunk, 2)
 	var wrote int64
 	var werr error
+	var failed atomic.Bool // werr is set: reading on would be wasted
 	done := make(chan struct{})
 	f, _ := dst.(*os.File)
 	var flushed int64 // start of the range not yet handed to writeback
@@ -64,7 +66,9 @@ func copyHashed(dst io.Writer, h hash.Hash, src io.Reader) (written int64, hashe
 			if werr == nil {
 				m, err := dst.Write((*c.b)[:c.n])
 				wrote += int64(m)
-				werr = err
+				if werr = err; err != nil {
+					failed.Store(true)
+				}
 				if f != nil && wrote-flushed >= writebackChunk {
 					startWriteback(f, base+flushed, wrote-flushed)
 					flushed = wrote
@@ -75,7 +79,7 @@ func copyHashed(dst io.Writer, h hash.Hash, src io.Reader) (written int64, hashe
 	}()
 	h.Write((*first)[:n])
 	toWrite <- chunk{first, n}
-	for rerr == nil {
+	for rerr == nil && !failed.Load() {
 		b := chunkPool.Get().(*[]byte)
 		n, rerr = fill(src, *b)
 		if n > 0 {

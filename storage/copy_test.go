@@ -63,6 +63,31 @@ func TestCopyHashed(t *testing.T) {
 	}
 }
 
+// countingZeros is an endless body that counts what was read of it.
+type countingZeros struct{ read int64 }
+
+func (c *countingZeros) Read(p []byte) (int, error) {
+	clear(p)
+	c.read += int64(len(p))
+	return len(p), nil
+}
+
+// TestCopyHashedStopsReadingAfterWriteError: a full disk ends the copy
+// within a few chunks; the rest of a huge body is not read for nothing.
+func TestCopyHashedStopsReadingAfterWriteError(t *testing.T) {
+	src := &countingZeros{}
+	body := io.LimitReader(src, 256*copyChunk)
+	_, _, err := copyHashed(&failAfter{left: copyChunk + 3}, sha256.New(), body)
+	if !errors.Is(err, errDiskFull) {
+		t.Fatalf("copyHashed = %v, want %v", err, errDiskFull)
+	}
+	// The writer fails on the second chunk; the reader is at most the
+	// channel's two chunks and the one in hand ahead of it.
+	if limit := int64(6 * copyChunk); src.read > limit {
+		t.Errorf("read %d bytes of the body after the write failed, want at most %d", src.read, limit)
+	}
+}
+
 func BenchmarkCopyHashed(b *testing.B) {
 	src := bytes.Repeat([]byte{7}, 64<<20)
 	b.SetBytes(int64(len(src)))
