@@ -30,6 +30,9 @@ type Options struct {
 	MaxBusy      float64       `json:"maxBusy"`
 	MaxWait      time.Duration `json:"maxWait"`
 	Quick        bool          `json:"quick"`
+	// DropCaches drops the page cache before each large write (see
+	// dropPageCache).
+	DropCaches bool `json:"dropCaches"`
 }
 
 // DefaultOptions are the full run's settings.
@@ -50,6 +53,7 @@ func DefaultOptions() Options {
 		PolicyRounds: 2,
 		MaxBusy:      0.25,
 		MaxWait:      3 * time.Minute,
+		DropCaches:   true,
 	}
 }
 
@@ -57,6 +61,7 @@ func DefaultOptions() Options {
 func QuickOptions() Options {
 	o := DefaultOptions()
 	o.Quick = true
+	o.DropCaches = false
 	o.N = 50
 	o.Duration = time.Second
 	o.LargeSize = 32 << 20
@@ -123,6 +128,7 @@ func bindOptions(fs *flag.FlagSet) *optionFlags {
 	fs.Float64Var(&f.o.MaxBusy, "max-busy", f.o.MaxBusy, "before each run, wait while other work keeps more than this fraction of the CPUs busy (0: never wait)")
 	fs.DurationVar(&f.o.MaxWait, "max-wait", f.o.MaxWait, "longest wait for a quiet machine before a run")
 	fs.BoolVar(&f.o.Quick, "quick", false, "small sizes: the whole compare takes under a minute (CI smoke)")
+	fs.BoolVar(&f.o.DropCaches, "drop-caches", f.o.DropCaches, "before each large push and fsync-ceiling write, sync and drop the page cache (needs root; --quick turns it off)")
 	return f
 }
 
@@ -156,6 +162,9 @@ func (f *optionFlags) options() (Options, error) {
 		}
 		if !set["chunk-size"] {
 			o.ChunkSize = q.ChunkSize
+		}
+		if !set["drop-caches"] {
+			o.DropCaches = q.DropCaches
 		}
 		pick("list-reps", &o.ListReps, q.ListReps)
 		pick("page-reps", &o.PageReps, q.PageReps)

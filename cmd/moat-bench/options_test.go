@@ -25,7 +25,7 @@ func TestOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.LargeSize != 1<<30 || o.ChunkSize != 16<<20 || o.Tags != 100_000 || o.Concurrency != 8 || !slices.Equal(o.Scenarios, scenarioNames) {
+		if o.LargeSize != 1<<30 || o.ChunkSize != 16<<20 || o.Tags != 100_000 || o.Concurrency != 8 || !o.DropCaches || !slices.Equal(o.Scenarios, scenarioNames) {
 			t.Errorf("defaults: %+v", o)
 		}
 	})
@@ -35,7 +35,7 @@ func TestOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		q := QuickOptions()
-		if o.Tags != 777 || o.LargeSize != 3<<20 || o.N != q.N || o.Duration != q.Duration || o.ChunkSize != q.ChunkSize {
+		if o.Tags != 777 || o.LargeSize != 3<<20 || o.N != q.N || o.Duration != q.Duration || o.ChunkSize != q.ChunkSize || o.DropCaches {
 			t.Errorf("--quick --tags=777 --large-size=3MiB: %+v", o)
 		}
 	})

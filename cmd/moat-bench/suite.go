@@ -36,7 +36,8 @@ type Suite struct {
 	// machine busy.
 	Quiet *quietGate
 
-	results []Result
+	results    []Result
+	dropFailed bool
 }
 
 type subjectRun func(ctx context.Context) []Result
@@ -88,14 +89,20 @@ func (s *Suite) Run(ctx context.Context) []Result {
 		}
 	}
 	if o.wants("push-large") {
-		runs := perTarget(func(ctx context.Context, t *Target) Result { return b.PushLarge(ctx, t, false) })
+		push := func(chunked bool) func(ctx context.Context, t *Target) Result {
+			return func(ctx context.Context, t *Target) Result {
+				s.beforeLargeWrite()
+				return b.PushLarge(ctx, t, chunked)
+			}
+		}
+		runs := perTarget(push(false))
 		if ceilings {
 			runs = append(runs, func(context.Context) []Result {
-				return []Result{FsyncCeiling(s.Workdir, b.large, o.LargePulls), HashRate(b.large.Size())}
+				return []Result{FsyncCeiling(s.Workdir, b.large, o.LargePulls, s.beforeLargeWrite), HashRate(b.large.Size())}
 			})
 		}
 		do(runs)
-		do(perTarget(func(ctx context.Context, t *Target) Result { return b.PushLarge(ctx, t, true) }))
+		do(perTarget(push(true)))
 	}
 	if o.wants("pull-large") {
 		runs := perTarget(b.PullLarge)
@@ -111,6 +118,20 @@ func (s *Suite) Run(ctx context.Context) []Result {
 		}
 	}
 	return s.results
+}
+
+// beforeLargeWrite drops the page cache when the options say so; a
+// failure (not root) is reported once and the runs go on without.
+func (s *Suite) beforeLargeWrite() {
+	if !s.Bench.opts.DropCaches || s.dropFailed {
+		return
+	}
+	if err := dropPageCache(); err != nil {
+		s.dropFailed = true
+		if s.Progress != nil {
+			fmt.Fprintf(s.Progress, "  (page cache not dropped before large writes: %v)\n", err)
+		}
+	}
 }
 
 func (s *Suite) record(r Result) {
