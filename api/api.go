@@ -90,7 +90,11 @@ type request struct {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := a.serve(w, r); err != nil {
 		e := mapError(err)
-		if e.Code.Status >= 500 {
+		switch {
+		case r.Context().Err() != nil:
+			// The client went away; nobody reads the answer.
+			a.opts.Logger.InfoContext(r.Context(), "admin request canceled by the client", "method", r.Method, "path", r.URL.Path, "err", err)
+		case e.Code.Status >= 500:
 			a.opts.Logger.ErrorContext(r.Context(), "admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 		errcode.Write(w, r, e)

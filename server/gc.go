@@ -21,7 +21,14 @@ func (s *Server) CollectGarbage(ctx context.Context, opts storage.GCOptions) (st
 		s.log.Info("garbage collection skipped: another replica is collecting")
 		return rep, err
 	}
-	s.metrics.gc(rep, err)
+	canceled := err != nil && ctx.Err() != nil
+	s.metrics.gc(rep, err, canceled)
+	if canceled {
+		// The caller went away or the server is stopping: the collection
+		// stopped between batches and what it deleted stands.
+		s.log.Info("garbage collection canceled", "cause", context.Cause(ctx), "blobsDeleted", rep.BlobsDeleted, "bytesReclaimed", rep.BytesReclaimed)
+		return rep, err
+	}
 	if err != nil {
 		s.log.Error("garbage collection failed", "err", err)
 		return rep, err

@@ -57,7 +57,7 @@ func newMetrics() *metrics {
 	}, []string{"route"})
 	m.gcRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moat_gc_runs_total",
-		Help: "Garbage collections by result (ok, error).",
+		Help: "Garbage collections by result (ok, canceled, error).",
 	}, []string{"result"})
 	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "moat_gc_reclaimed_bytes_total",
@@ -103,12 +103,19 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) gc(rep storage.GCReport, err error) {
-	if err != nil {
+// gc counts a collection by its result: ok, canceled (its caller went
+// away or the server stopped; what it deleted until then counts) or
+// error.
+func (m *metrics) gc(rep storage.GCReport, err error, canceled bool) {
+	switch {
+	case canceled:
+		m.gcRuns.WithLabelValues("canceled").Inc()
+	case err != nil:
 		m.gcRuns.WithLabelValues("error").Inc()
 		return
+	default:
+		m.gcRuns.WithLabelValues("ok").Inc()
 	}
-	m.gcRuns.WithLabelValues("ok").Inc()
 	if !rep.DryRun {
 		m.gcBytes.Add(float64(rep.BytesReclaimed))
 		m.gcBlobs.Add(float64(rep.BlobsDeleted))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,6 +111,12 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if _, err := s.CollectGarbage(context.Background(), storage.GCOptions{GracePeriod: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
+	// A collection whose caller went away is canceled, not failed.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.CollectGarbage(gone, storage.GCOptions{GracePeriod: time.Hour}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("collection with a canceled context = %v, want context.Canceled", err)
+	}
 
 	_, body := get(t, base+"/metrics")
 	for _, want := range []string{
@@ -122,6 +129,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`moat_http_requests_in_flight{route="manifest"} 0`,
 		`moat_policy_decisions_total{allowed="false",reason="NotAuthenticated",stage="authn"} 1`,
 		`moat_gc_runs_total{result="ok"} 1`,
+		`moat_gc_runs_total{result="canceled"} 1`,
 		`moat_notifications_delivered_total{endpoint="hook"}`,
 		`moat_notifications_queued{endpoint="hook"}`,
 	} {
