@@ -21,23 +21,7 @@ import (
 // before it starts) and waits until /readyz answers 200.
 func start(t *testing.T, edit func(*config.Config), prepare func(*Server)) (*Server, string) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Data = t.TempDir()
-	if edit != nil {
-		edit(&cfg)
-	}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if prepare != nil {
-		prepare(s)
-	}
-	if err := s.Start(); err != nil {
-		_ = s.Shutdown(context.Background())
-		t.Fatal(err)
-	}
+	s := launch(t, edit, nil, prepare)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -58,6 +42,35 @@ func start(t *testing.T, edit func(*config.Config), prepare func(*Server)) (*Ser
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// launch builds a dev-profile moat on a loopback port with data in a
+// temp dir (edit may change the config, log is discarded when nil,
+// prepare runs before Start) and starts it; shutting it down is the
+// caller's.
+func launch(t *testing.T, edit func(*config.Config), log *slog.Logger, prepare func(*Server)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Data = t.TempDir()
+	if edit != nil {
+		edit(&cfg)
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(s)
+	}
+	if err := s.Start(); err != nil {
+		_ = s.Shutdown(context.Background())
+		t.Fatal(err)
+	}
+	return s
 }
 
 // build makes a server that is not started (no listener, no bootstrap).

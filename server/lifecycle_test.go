@@ -20,24 +20,7 @@ import (
 // (start and build shut theirs down at cleanup, and Shutdown runs once).
 func startOwned(t *testing.T, log *slog.Logger, prepare func(*Server)) *Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Data = t.TempDir()
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	s, err := New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if prepare != nil {
-		prepare(s)
-	}
-	if err := s.Start(); err != nil {
-		_ = s.Shutdown(context.Background())
-		t.Fatal(err)
-	}
-	return s
+	return launch(t, nil, log, prepare)
 }
 
 // waitUntil polls cond until it holds or d passes.
