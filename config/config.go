@@ -85,8 +85,9 @@ type RegistryConfig struct {
 
 // AdminConfig holds settings of the admin API.
 type AdminConfig struct {
-	// AllowedSources are CIDRs allowed to reach /admin/v1, /healthz, /readyz
-	// and /metrics (never /.well-known or /oauth2); empty allows all.
+	// AllowedSources are CIDRs allowed to reach the control plane:
+	// /admin/v1, /.well-known, /healthz, /readyz and /metrics (the token
+	// endpoints under /oauth2 stay open); empty allows all.
 	AllowedSources []string `yaml:"allowedSources"`
 }
 

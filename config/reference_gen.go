@@ -75,7 +75,7 @@ var Reference = []Key{
 		Default:     "[]",
 		FileDefault: "[]",
 		Env:         "MOAT_ADMIN_ALLOWED_SOURCES",
-		Doc:         "allowedSources are CIDRs allowed to reach /admin/v1, /healthz, /readyz and /metrics (never /.well-known or /oauth2); empty allows all.",
+		Doc:         "allowedSources are CIDRs allowed to reach the control plane: /admin/v1, /.well-known, /healthz, /readyz and /metrics (the token endpoints under /oauth2 stay open); empty allows all.",
 	},
 	{
 		Path:        "privateEndpoints.allowedAddresses",
@@ -539,8 +539,9 @@ const exampleYAML = "" +
 	"\n" +
 	"# admin holds settings of the admin API.\n" +
 	"admin:\n" +
-	"  # allowedSources are CIDRs allowed to reach /admin/v1, /healthz, /readyz\n" +
-	"  # and /metrics (never /.well-known or /oauth2); empty allows all.\n" +
+	"  # allowedSources are CIDRs allowed to reach the control plane:\n" +
+	"  # /admin/v1, /.well-known, /healthz, /readyz and /metrics (the token\n" +
+	"  # endpoints under /oauth2 stay open); empty allows all.\n" +
 	"  # env MOAT_ADMIN_ALLOWED_SOURCES\n" +
 	"  allowedSources: []\n" +
 	"\n" +

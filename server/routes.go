@@ -8,9 +8,11 @@ import (
 )
 
 // routes is the root handler: the data plane (/v2, /oauth2) and the
-// control plane beside it. admin.allowedSources restricts the admin API
-// (which checks it itself), /healthz, /readyz and /metrics; never
-// /.well-known, which federated registries and token verifiers read.
+// control plane beside it. admin.allowedSources restricts the control
+// plane (SPEC §2): the admin API (which checks it itself), /.well-known,
+// /healthz, /readyz and /metrics — never the token endpoints, which every
+// client needs. An operator who sets it and federates lists the
+// registries that read /.well-known too.
 func (s *Server) routes(reg, admin http.Handler) http.Handler {
 	token := s.guard.TokenHandler()
 	jwks := s.guard.JWKSHandler()
@@ -28,13 +30,13 @@ func (s *Server) routes(reg, admin http.Handler) http.Handler {
 			token.ServeHTTP(w, r)
 		case p == "/oauth2/exchange":
 			exchange.ServeHTTP(w, r)
+		case (strings.HasPrefix(p, "/.well-known/") || p == "/healthz" || p == "/readyz" || p == "/metrics") && !s.fromAdminSource(r):
+			client := s.guard.ClientAddress(r)
+			errcode.Write(w, r, errcode.Denied.New("client with IP '"+client.String()+"' is not allowed to reach "+p))
 		case p == "/.well-known/jwks.json":
 			jwks.ServeHTTP(w, r)
 		case p == "/.well-known/openid-configuration":
 			openid.ServeHTTP(w, r)
-		case (p == "/healthz" || p == "/readyz" || p == "/metrics") && !s.fromAdminSource(r):
-			client := s.guard.ClientAddress(r)
-			errcode.Write(w, r, errcode.Denied.New("client with IP '"+client.String()+"' is not allowed to reach "+p))
 		case p == "/healthz":
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("ok\n"))
