@@ -44,11 +44,10 @@ func start(t *testing.T, edit func(*config.Config), prepare func(*Server)) (*Ser
 	}
 }
 
-// launch builds a dev-profile moat on a loopback port with data in a
-// temp dir (edit may change the config, log is discarded when nil,
-// prepare runs before Start) and starts it; shutting it down is the
-// caller's.
-func launch(t *testing.T, edit func(*config.Config), log *slog.Logger, prepare func(*Server)) *Server {
+// newServer builds a dev-profile moat on a loopback port with data in a
+// temp dir (edit may change the config, log is discarded when nil),
+// without starting it.
+func newServer(t *testing.T, edit func(*config.Config), log *slog.Logger) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -63,6 +62,14 @@ func launch(t *testing.T, edit func(*config.Config), log *slog.Logger, prepare f
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// launch starts newServer's moat (prepare runs before Start); shutting
+// it down is the caller's.
+func launch(t *testing.T, edit func(*config.Config), log *slog.Logger, prepare func(*Server)) *Server {
+	t.Helper()
+	s := newServer(t, edit, log)
 	if prepare != nil {
 		prepare(s)
 	}
@@ -76,16 +83,7 @@ func launch(t *testing.T, edit func(*config.Config), log *slog.Logger, prepare f
 // build makes a server that is not started (no listener, no bootstrap).
 func build(t *testing.T, edit func(*config.Config)) *Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Data = t.TempDir()
-	if edit != nil {
-		edit(&cfg)
-	}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t, edit, nil)
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	return s
 }
